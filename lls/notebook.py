@@ -1,0 +1,62 @@
+"""What every chapter notebook does at its start and its end.
+
+``cfg = start(chapter, preset, **params)`` validates the parameters (before any heavy work),
+seeds the random generators and prints the provenance line; ``finish(cfg, claims)`` writes
+``metrics.json`` and shows the chapter's claims next to the paper's numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Sequence
+
+import numpy as np
+
+from lls.metrics import Claim, save
+from lls.presets import Config, resolve
+from lls.provenance import provenance_line
+
+
+def batch_mode() -> bool:
+    """True when the notebook runs unattended (papermill, the book build, the tests)."""
+    return os.environ.get("LLS_BATCH") == "1"
+
+
+def start(chapter: str, preset: str | None = None, **params) -> Config:
+    """Validate ``params`` for ``chapter`` (``None`` = preset default), seed, print provenance."""
+    from IPython.display import Markdown, display
+
+    cfg = resolve(chapter, preset, **params)
+    seed_everything(cfg.seed)
+    display(Markdown(f"**Provenance:** {provenance_line(cfg)}"))
+    return cfg
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def claims_table(claims: Sequence[Claim]) -> str:
+    """A Markdown table: claim, the paper's number, ours (± spread), verdict, what was measured."""
+    rows = ["| claim | paper | ours | verdict | what we measured |", "|---|---|---|---|---|"]
+    for c in claims:
+        ours = "—" if c.value is None else f"{c.value:.3g}"
+        if c.spread is not None:
+            ours += f" ± {c.spread:.2g}"
+        paper = "qualitative" if c.paper is None else f"{c.paper:g}"
+        rows.append(f"| {c.id} | {paper} {c.unit} | {ours} {c.unit} | {c.verdict} | {c.note} |")
+    return "\n".join(rows)
+
+
+def finish(cfg: Config, claims: Sequence[Claim], **extra) -> None:
+    """Save the chapter's metrics and display its claims table."""
+    from IPython.display import Markdown, display
+
+    path = save(cfg, claims, **extra)
+    display(Markdown(claims_table(claims) + f"\n\nMetrics written to `{path.name}` of this run."))

@@ -1,0 +1,106 @@
+"""Plotly figures for the book: one renderer, a generic slider figure and the drift explorer.
+
+Rendering is chosen once, here. :func:`show` emits a MIME bundle holding both ``text/html`` (a
+``<div>`` plus a small script calling ``Plotly.newPlot``, *without* plotly.js) and plotly's own
+JSON. The built book loads plotly.js from its own ``_static`` folder (no CDN, works offline) and
+renders the HTML; a live JupyterLab renders the JSON. Sliders are plotly sliders, so they work
+in the static HTML without a kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+PLOTLY_JSON = "application/vnd.plotly.v1+json"
+
+
+def show(fig: go.Figure) -> None:
+    """Display ``fig`` in a notebook so that it renders in the offline book and in JupyterLab."""
+    from IPython.display import display
+
+    html = fig.to_html(full_html=False, include_plotlyjs=False, config={"responsive": True})
+    display({"text/html": html, PLOTLY_JSON: fig.to_plotly_json()}, raw=True)
+
+
+def slider_figure(
+    frames: Sequence[Sequence[dict]],
+    labels: Sequence[str],
+    base: go.Figure,
+    trace_indices: Sequence[int],
+    slider_title: str,
+    active: int = 0,
+) -> go.Figure:
+    """Attach a static-HTML slider to ``base`` that restyles some of its traces.
+
+    ``frames[j]`` is a list of dicts of trace properties (e.g. ``{"x": ..., "y": ...}``), one per
+    index in ``trace_indices``, applied when the slider sits on ``labels[j]``. Uses plotly's
+    ``restyle`` method, which needs no kernel and no animation frames.
+    """
+    if len(frames) != len(labels):
+        raise ValueError(f"{len(frames)} frames but {len(labels)} labels")
+    steps = []
+    for label, frame in zip(labels, frames, strict=True):
+        if len(frame) != len(trace_indices):
+            raise ValueError("each frame needs one property dict per trace index")
+        keys = sorted({k for props in frame for k in props})
+        update = {k: [_plain(props.get(k)) for props in frame] for k in keys}
+        steps.append({"method": "restyle", "label": str(label), "args": [update, list(trace_indices)]})
+    for props, idx in zip(frames[active], trace_indices, strict=True):
+        base.data[idx].update(**{k: _plain(v) for k, v in props.items()})
+    base.update_layout(sliders=[{"active": active, "currentvalue": {"prefix": f"{slider_title}: "},
+                                 "pad": {"t": 50}, "steps": steps}])
+    return base
+
+
+def _plain(value):
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+def drift_explorer(
+    steps: Sequence[int],
+    overlap: np.ndarray,
+    ks: Sequence[int],
+    capture: np.ndarray,
+    title: str = "Subspace drift",
+    capture_label: str = "capture of the final displacement",
+    reference: float | None = None,
+) -> go.Figure:
+    """The book's drift explorer: overlap heatmap and capture curves with a slider over steps.
+
+    ``steps`` (S,) training steps at which a top-k basis was taken; ``overlap`` (S, S) overlap
+    (mean squared cosine of principal angles, in [0, 1]) between the bases at step s and step t;
+    ``ks`` (K,) basis sizes; ``capture`` (S, K) capture of the final displacement by the basis
+    taken at each step. The slider selects a step: the right panel shows that basis's capture
+    against k (with the step-0 basis in grey for reference), the left panel marks the step on the
+    heatmap. ``reference`` draws a horizontal line (e.g. the paper's 0.77).
+    """
+    overlap = np.asarray(overlap, dtype=float)
+    capture = np.asarray(capture, dtype=float)
+    steps = [int(s) for s in steps]
+    if overlap.shape != (len(steps), len(steps)) or capture.shape != (len(steps), len(ks)):
+        raise ValueError(f"shapes: overlap {overlap.shape}, capture {capture.shape}, "
+                         f"{len(steps)} steps, {len(ks)} ks")
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.14,
+                        subplot_titles=("overlap of top-k gradient subspaces", capture_label))
+    fig.add_trace(go.Heatmap(z=overlap, x=steps, y=steps, zmin=0, zmax=1, colorscale="Viridis",
+                             colorbar={"x": 0.43, "len": 0.9}, name="overlap"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=[steps[0]] * 2, y=[steps[0], steps[-1]], mode="lines",
+                             line={"color": "red", "width": 2}, name="selected step"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=list(ks), y=capture[0], mode="lines+markers", line={"color": "grey"},
+                             name=f"basis at step {steps[0]}"), row=1, col=2)
+    fig.add_trace(go.Scatter(x=list(ks), y=capture[0], mode="lines+markers", line={"color": "red"},
+                             name="basis at selected step"), row=1, col=2)
+    if reference is not None:
+        fig.add_hline(y=reference, line_dash="dot", row=1, col=2, annotation_text=f"paper {reference:g}")
+    fig.update_xaxes(title_text="step t", row=1, col=1)
+    fig.update_yaxes(title_text="step s", row=1, col=1)
+    fig.update_xaxes(title_text="k", row=1, col=2)
+    fig.update_yaxes(range=[0, 1.02], row=1, col=2)
+    frames = [[{"x": [s, s]}, {"y": capture[j]}] for j, s in enumerate(steps)]
+    fig = slider_figure(frames, [str(s) for s in steps], fig, [1, 3], "basis taken at step")
+    fig.update_layout(title=title, height=460, legend={"orientation": "h", "y": -0.25})
+    return fig

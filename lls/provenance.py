@@ -1,0 +1,66 @@
+"""The provenance line each chapter prints: preset, seed, commit, library versions, device."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib import metadata
+
+from lls.cache import PACKAGE_DIR, code_hash
+from lls.presets import Config
+
+
+def git_commit() -> str:
+    """Short commit of the checkout holding ``lls`` (``+dirty`` if it has local changes)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=PACKAGE_DIR, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (commit or "unknown") + ("+dirty" if dirty else "")
+
+
+def device_name() -> str:
+    """``cuda:<name>`` when a GPU is visible, else ``cpu (<n> threads)``."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return f"cpu ({torch.get_num_threads()} threads, {platform.machine()})"
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the libraries whose behaviour the results depend on."""
+    out = {}
+    for name in ("torch", "transformers", "peft", "numpy", "scipy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def provenance(cfg: Config) -> dict[str, object]:
+    """Everything needed to say where a result came from, as a JSON-able dict."""
+    return {
+        "chapter": cfg.chapter,
+        "preset": cfg.preset,
+        "seed": cfg.params.get("seed"),
+        "overrides": cfg.overrides(),
+        "commit": git_commit(),
+        "lls_code": code_hash(),
+        "versions": versions(),
+        "device": device_name(),
+    }
+
+
+def provenance_line(cfg: Config) -> str:
+    """One human line, e.g. ``preset cpu · seed 0 · commit 1a2b3c4 · torch 2.13.0 · ... · device cpu``."""
+    p = provenance(cfg)
+    vers = " · ".join(f"{k} {v}" for k, v in p["versions"].items() if k in ("torch", "transformers", "peft"))
+    extra = ", ".join(f"{k}={v}" for k, v in p["overrides"].items()) or "preset defaults"
+    return (f"preset {p['preset']} · seed {p['seed']} · parameters: {extra} · commit {p['commit']} "
+            f"· lls code {p['lls_code']} · {vers} · device {p['device']}")
