@@ -1,0 +1,71 @@
+"""Build the HTML book: run every chapter, generate the scorecard, stage the sources, call jupyter-book.
+
+The book is built from a staging folder ``_build/<preset>/src`` holding the top-level
+``_config.yml`` and ``_toc.yml``, ``book/`` (with plotly.js copied into ``_static``, so figures
+render with no network) and the executed notebooks of the runs. Notebooks are not executed by
+jupyter-book (``execute_notebooks: off``): execution, caching and parameters belong to
+:mod:`lls.runner`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from lls.errors import LLSError
+from lls.metrics import results_root
+from lls.presets import CHAPTERS
+from lls.runner import run_all
+from lls.scorecard import scorecard_page
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def plotly_js() -> Path:
+    """The plotly.js bundle shipped inside the installed ``plotly`` package (same version as the figures)."""
+    import plotly
+
+    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    if not path.exists():
+        raise LLSError(f"plotly.min.js not found at {path}; reinstall plotly (make setup).")
+    return path
+
+
+def stage(preset: str, build_dir: Path) -> Path:
+    """Copy the book's sources and the preset's executed notebooks into ``build_dir/src``."""
+    src = build_dir / "src"
+    if src.exists():
+        shutil.rmtree(src)
+    shutil.copytree(ROOT / "book", src / "book")
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, src / name)
+    (src / "book" / "_static").mkdir(exist_ok=True)
+    shutil.copy(plotly_js(), src / "book" / "_static" / "plotly.min.js")
+    (src / "notebooks").mkdir()
+    for chapter in CHAPTERS:
+        executed = results_root() / chapter / preset / "executed.ipynb"
+        shutil.copy(executed, src / "notebooks" / f"{chapter}.ipynb")
+    (src / "book" / "scorecard.md").write_text(scorecard_page(preset))
+    return src
+
+
+def build_book(preset: str = "cpu", overrides: Mapping[str, object] | None = None, force: bool = False,
+               build_dir: Path | None = None) -> Path:
+    """Run every chapter on ``preset`` (fresh runs are reused), then build; return ``index.html``."""
+    if overrides:
+        raise LLSError("The book is built from each chapter's preset defaults so that its scorecard "
+                       "describes one configuration; rerun single chapters with `python -m lls run` "
+                       "to explore other parameters.")
+    run_all(preset, force=force)
+    build_dir = ROOT / "_build" / preset if build_dir is None else build_dir
+    src = stage(preset, build_dir)
+    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(src), "--path-output",
+               str(build_dir), "--warningiserror", "--keep-going", "--all", "--quiet"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LLSError(f"jupyter-book failed (exit {done.returncode}); its output:\n{done.stdout[-4000:]}"
+                       f"\n{done.stderr[-4000:]}")
+    return build_dir / "_build" / "html" / "index.html"
