@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from lls.errors import LLSError
 from lls.presets import CHAPTERS, DEFAULT_PRESET, PRESETS, chapter_params
@@ -29,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
 
     book = sub.add_parser("book", help="run every chapter, write the scorecard, build the HTML book")
     _common(book)
+    book.add_argument("--build-dir", type=Path, default=None,
+                      help="where to stage and build (default: _build/<preset>)")
 
     card = sub.add_parser("scorecard", help="print the scorecard (Markdown) from the metrics files")
     card.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS))
@@ -82,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "book":
             from lls.book import build_book
 
-            index = build_book(args.preset, dict(args.param), force=args.force)
+            index = build_book(args.preset, dict(args.param), force=args.force,
+                               build_dir=args.build_dir)
             print(f"The book is built: {index}")
     except LLSError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -48,7 +48,7 @@ def scorecard_markdown(preset: str, root: Path | None = None) -> str:
             paper = "qualitative" if c["paper"] is None else _number(c["paper"], None, c.get("unit", ""))
             ours = _number(c["value"], c.get("spread"), c.get("unit", ""))
             rows.append(f"| {cid} | {statement} | {paper} | {ours} | {c['preset']} | {c['verdict']} | "
-                        f"[{c['chapter']}]({c['chapter']}) | {c['note']} |")
+                        f"[{c['chapter']}](../notebooks/{c['chapter']}.ipynb) | {c['note']} |")
     return "\n".join(rows)
 
 

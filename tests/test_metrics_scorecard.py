@@ -1,0 +1,37 @@
+"""Claim metrics and the generated scorecard."""
+
+import json
+
+import pytest
+
+from lls.metrics import Claim, mean_spread, save
+from lls.presets import resolve
+from lls.scorecard import scorecard_markdown
+
+
+def test_claim_validation():
+    with pytest.raises(ValueError, match="unknown claim id"):
+        Claim("C99", 1.0, None, "reproduced", "x")
+    with pytest.raises(ValueError, match="verdict"):
+        Claim("C4", 1.0, 0.77, "great", "x")
+    with pytest.raises(ValueError, match="not finite"):
+        Claim("C4", float("nan"), 0.77, "partly", "x")
+
+
+def test_mean_spread():
+    assert mean_spread([1.0]) == (1.0, None)
+    m, s = mean_spread([1.0, 3.0])
+    assert m == 2.0 and s == pytest.approx(2 ** 0.5)
+
+
+def test_save_and_scorecard(isolated):
+    cfg = resolve("03_lora_drift", "smoke")
+    path = save(cfg, [Claim("C4", 0.61, 0.77, "partly", "prefix capture at k=10", "", 0.05, [0, 1, 2])])
+    payload = json.loads(path.read_text())
+    claim = payload["claims"][0]
+    assert {"id", "value", "paper", "verdict", "preset", "seeds"} <= set(claim)
+    assert claim["preset"] == "smoke" and payload["provenance"]["preset"] == "smoke"
+    card = scorecard_markdown("smoke")
+    assert "| C4 |" in card and "0.61 ± 0.05" in card and "partly" in card
+    assert "| C11 |" in card and "not run" in card  # a claim no chapter measured
+    assert scorecard_markdown("cpu").count("not run") == 11

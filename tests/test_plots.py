@@ -1,0 +1,39 @@
+"""Figure builders: the drift explorer's slider restyles the right traces with the right data."""
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from lls.plots import PLOTLY_JSON, drift_explorer, show, slider_figure
+
+
+def test_drift_explorer_slider_steps_carry_each_steps_capture():
+    steps = [0, 10, 20]
+    overlap = np.eye(3)
+    capture = np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.9]])
+    fig = drift_explorer(steps, overlap, [1, 2], capture, reference=0.77)
+    slider = fig.layout.sliders[0]
+    assert [s.label for s in slider.steps] == ["0", "10", "20"]
+    update, traces = slider.steps[2].args
+    assert list(traces) == [1, 3]
+    assert update["y"][1] == [0.5, 0.9] and update["x"][0] == [20, 20]
+
+
+def test_drift_explorer_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="shapes"):
+        drift_explorer([0, 1], np.eye(3), [1], np.zeros((2, 1)))
+
+
+def test_slider_figure_checks_frames():
+    base = go.Figure([go.Scatter(x=[0], y=[0])])
+    with pytest.raises(ValueError):
+        slider_figure([[{"y": [1]}]], ["a", "b"], base, [0], "t")
+
+
+def test_show_emits_html_without_plotlyjs_and_json(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    show(go.Figure([go.Scatter(x=[0, 1], y=[1, 2])]))
+    bundle = shown[0]
+    assert "Plotly.newPlot" in bundle["text/html"] and len(bundle["text/html"]) < 20000
+    assert bundle[PLOTLY_JSON]["data"][0]["y"] == [1, 2]
