@@ -1,0 +1,276 @@
+"""Activation steering: record and shift the residual stream, CAA vectors, gradient-step shifts.
+
+Every family (GPT-2, Llama, Qwen2, OLMo, plain or ``peft``-wrapped) goes through one code path:
+the transformer blocks come from :func:`lls.layers.blocks`, and the *activation at layer l* is
+the residual stream leaving block ``l``, shape ``(batch, tokens, d_model)``; it equals
+``output_hidden_states[l + 1]`` (the last block's entry there is taken after the final norm in
+Llama-style models, so the parity holds for every block but the last). Hooks live in context
+managers that always remove them, even when the forward pass raises (habit of the
+``steering-vectors`` package).
+
+The labelled objective is a true/false question after a statement: the prompt
+:data:`PROMPT` ends with ``"Answer:"`` and the answer is the token ``" True"`` or ``" False"``.
+:func:`truth_loss` is the cross-entropy (over the full vocabulary, in nats) of the correct answer
+token at the prompt's last position; :func:`truth_margin` the logit difference
+``logit(" True") - logit(" False")`` there.
+
+* :func:`caa_vectors`: mean activation on true minus mean on false statements, every layer.
+* :func:`gradient_step`: one normalised gradient step of :func:`truth_loss` in a parameter space.
+* :func:`activation_shift`: the mean last-token activation shift that step causes, measured by
+  forward passes before and after, and its first-order pushforward ``J_theta h . delta``
+  (:func:`torch.func.jvp`).
+* :func:`steering_metrics`: accuracy, mean margin and perplexity while a vector is added.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from lls import layers
+from lls.params import ParamSpace, batch_gradients
+
+PROMPT = "{text}\nQuestion: is the statement above true or false?\nAnswer:"
+ANSWERS = (" True", " False")
+
+
+def _hidden(output):
+    """The hidden-state tensor of a block's output (a tensor, or a tuple whose first item it is)."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+@contextlib.contextmanager
+def record_activations(model: nn.Module, layer_ids: Sequence[int] | None = None, *,
+                       detach: bool = True) -> Iterator[dict[int, list[torch.Tensor]]]:
+    """Record the residual stream leaving each block in ``layer_ids`` (default: every block).
+
+    Yields ``{layer: [tensor (batch, tokens, d_model), one per forward pass]}``, filled as the
+    model runs. ``detach=False`` keeps the tensors in the autograd / forward-AD graph (for
+    :func:`torch.func.jvp`). The hooks are removed on exit, also when the body raises.
+    """
+    all_blocks = layers.blocks(model)
+    layer_ids = range(len(all_blocks)) if layer_ids is None else layer_ids
+    records: dict[int, list[torch.Tensor]] = {int(i): [] for i in layer_ids}
+    handles = []
+    try:
+        for i in records:
+            def hook(_module, _args, output, i=i):
+                hidden = _hidden(output)
+                records[i].append(hidden.detach() if detach else hidden)
+            handles.append(all_blocks[i].register_forward_hook(hook))
+        yield records
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextlib.contextmanager
+def add_vector(model: nn.Module, layer: int, vector: torch.Tensor, scale: float = 1.0) -> Iterator[None]:
+    """Add ``scale * vector`` (``(d_model,)``) to the residual stream leaving block ``layer``.
+
+    The vector is added at every token position of every forward pass inside the block; the
+    hook is removed on exit, also when the body raises.
+    """
+    block = layers.blocks(model)[layer]
+
+    def hook(_module, _args, output):
+        hidden = _hidden(output)
+        shifted = hidden + scale * vector.to(dtype=hidden.dtype, device=hidden.device)
+        return (shifted, *output[1:]) if isinstance(output, tuple) else shifted
+
+    handle = block.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def last_token(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """``(batch, d)``: each row's hidden state at its last attended position.
+
+    ``hidden`` is ``(batch, tokens, d)``, ``attention_mask`` ``(batch, tokens)`` of 0/1; works for
+    left and right padding.
+    """
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    last = (attention_mask.long() * (positions + 1)).argmax(dim=1)
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+# --- the labelled true/false objective ---------------------------------------------------------
+
+
+@dataclass
+class StatementBatch:
+    """Encoded true/false prompts: ``input_ids``/``attention_mask`` ``(n, tokens)`` (right-padded),
+    ``labels`` ``(n,)`` bool (True = the statement is true), ``answer_ids`` ``(2,)`` = the token
+    ids of ``" True"`` and ``" False"``."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+    answer_ids: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, index: torch.Tensor | Sequence[int]) -> StatementBatch:
+        """The rows ``index`` (a long tensor or list of ints), same answer ids."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        return StatementBatch(self.input_ids[index], self.attention_mask[index], self.labels[index],
+                              self.answer_ids)
+
+    def with_labels(self, labels: torch.Tensor) -> StatementBatch:
+        """The same prompts with other labels (e.g. shuffled, for a null baseline)."""
+        return StatementBatch(self.input_ids, self.attention_mask, labels.bool(), self.answer_ids)
+
+
+def answer_ids(tokenizer) -> torch.Tensor:
+    """Token ids of ``" True"`` and ``" False"`` (the first token of each if a tokenizer splits them)."""
+    ids = [tokenizer(a, add_special_tokens=False)["input_ids"][0] for a in ANSWERS]
+    if ids[0] == ids[1]:
+        raise ValueError(f"the tokenizer maps {ANSWERS} to the same first token {ids[0]}")
+    return torch.tensor(ids)
+
+
+def encode_statements(tokenizer, statements, max_length: int = 64) -> StatementBatch:
+    """Encode ``lls.textdata.Statement`` objects as :data:`PROMPT` prompts (right-padded)."""
+    enc = tokenizer([PROMPT.format(text=s.text) for s in statements], return_tensors="pt", padding=True,
+                    truncation=True, max_length=max_length, padding_side="right")
+    labels = torch.tensor([bool(s.label) for s in statements])
+    return StatementBatch(enc["input_ids"], enc["attention_mask"], labels, answer_ids(tokenizer))
+
+
+def _last_logits(call, batch: StatementBatch) -> torch.Tensor:
+    """``(n, vocab)`` logits at each prompt's last position; ``call`` runs the model."""
+    out = call(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+    return last_token(out.logits, batch.attention_mask)
+
+
+def truth_loss(call, batch: StatementBatch) -> torch.Tensor:
+    """Mean cross-entropy (nats) of the correct answer token; a ``batch_loss`` for ParamSpace."""
+    logits = _last_logits(call, batch)
+    target = torch.where(batch.labels, batch.answer_ids[0], batch.answer_ids[1])
+    return nn.functional.cross_entropy(logits.float(), target)
+
+
+def truth_margin(call, batch: StatementBatch) -> torch.Tensor:
+    """``(n,)``: ``logit(" True") - logit(" False")`` at each prompt's last position."""
+    logits = _last_logits(call, batch)
+    return (logits[:, batch.answer_ids[0]] - logits[:, batch.answer_ids[1]]).float()
+
+
+# --- CAA and the gradient step ------------------------------------------------------------------
+
+
+def last_token_activations(call, batch: StatementBatch, model: nn.Module,
+                           layer_ids: Sequence[int] | None = None, *, detach: bool = True) -> torch.Tensor:
+    """``(layers, n, d_model)``: the last-token residual stream of every prompt at each layer.
+
+    ``call`` runs the model (the model itself, or a functional call from
+    :meth:`ParamSpace.loss_closure`); ``model`` is the module whose blocks are hooked.
+    """
+    with record_activations(model, layer_ids, detach=detach) as records:
+        call(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+    return torch.stack([last_token(torch.cat(records[i]), batch.attention_mask) for i in records])
+
+
+def caa_vectors(activations: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``(layers, d)``: mean activation on true minus mean on false rows of ``(layers, n, d)``."""
+    labels = labels.bool()
+    if labels.all() or not labels.any():
+        raise ValueError("CAA needs both true and false statements")
+    return activations[:, labels].mean(dim=1) - activations[:, ~labels].mean(dim=1)
+
+
+def gradient_step(space: ParamSpace, batch: StatementBatch, step_norm: float) -> torch.Tensor:
+    """``(D,)``: one gradient-descent step on :func:`truth_loss`, rescaled to norm ``step_norm``.
+
+    The direction is ``-g / |g|`` with ``g`` the gradient at the model's current parameters; the
+    model is not changed.
+    """
+    grad = batch_gradients(space, truth_loss, [batch])[0]
+    norm = grad.norm()
+    if norm == 0:
+        raise ValueError("the gradient is zero in this parameter space")
+    return -step_norm * grad / norm
+
+
+@dataclass
+class Shift:
+    """The mean last-token activation shift of a parameter step, each ``(layers, d_model)``:
+    ``measured`` = mean activation after the step minus before, ``predicted`` = the first-order
+    pushforward ``J_theta mean_h . delta``; ``loss_before``/``loss_after`` = :func:`truth_loss`
+    (nats) on the probe prompts before and after the step."""
+
+    measured: torch.Tensor
+    predicted: torch.Tensor
+    loss_before: float
+    loss_after: float
+
+
+def activation_shift(space: ParamSpace, delta: torch.Tensor, probe: StatementBatch) -> Shift:
+    """Measure and predict the mean last-token activation shift caused by the step ``delta``.
+
+    Forward passes at ``theta0`` and ``theta0 + delta`` give the measured shift (``delta`` is
+    added in the parameters' own dtype; they are restored exactly afterwards, also on error); :func:`torch.func.jvp` of the mean
+    activation, through :meth:`ParamSpace.loss_closure`, gives the prediction. The jvp runs with
+    PyTorch's math attention kernel, the only one with forward-mode derivatives on CPU.
+    """
+    model = space.model
+    params = space.params()
+
+    def mean_acts(call, batch):
+        return last_token_activations(call, batch, model, detach=False).mean(dim=1)
+
+    with torch.no_grad():
+        before = mean_acts(model, probe)
+        loss_before = truth_loss(model, probe).item()
+        saved = [p.detach().clone() for p in params]
+        try:
+            for p, step in zip(params, space.to_dict(delta).values(), strict=True):
+                p.add_(step.to(p.dtype))
+            after = mean_acts(model, probe)
+            loss_after = truth_loss(model, probe).item()
+        finally:
+            for p, value in zip(params, saved, strict=True):
+                p.copy_(value)
+    theta0 = torch.cat([p.detach().reshape(-1) for p in params])
+    with sdpa_kernel(SDPBackend.MATH):
+        _, predicted = torch.func.jvp(space.loss_closure(mean_acts, probe), (theta0,), (delta.to(theta0.dtype),))
+    return Shift(after - before, predicted.detach(), loss_before, loss_after)
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity along the last axis (rows of ``(..., d)``)."""
+    return nn.functional.cosine_similarity(a.double(), b.double(), dim=-1).float()
+
+
+# --- steering evaluation ------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def steering_metrics(model: nn.Module, batch: StatementBatch, text_ids: torch.Tensor,
+                     layer: int | None = None, vector: torch.Tensor | None = None,
+                     scale: float = 1.0) -> dict[str, float]:
+    """Target and side metrics while ``scale * vector`` is added at ``layer`` (none if ``vector`` is None).
+
+    Returns ``accuracy`` (fraction of prompts whose margin has the label's sign), ``margin``
+    (mean ``logit(" True") - logit(" False")``, nats), ``signed_margin`` (mean margin times +1/-1
+    by label) and ``perplexity`` of ``text_ids`` (``(blocks, tokens)`` of unrelated text; the
+    exponential of the mean next-token cross-entropy).
+    """
+    steer = contextlib.nullcontext() if vector is None else add_vector(model, layer, vector, scale)
+    with steer:
+        margin = truth_margin(model, batch)
+        logits = model(input_ids=text_ids).logits[:, :-1]
+    sign = batch.labels.float() * 2 - 1
+    nll = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), text_ids[:, 1:].reshape(-1))
+    return {"accuracy": float(((margin > 0) == batch.labels).float().mean()),
+            "margin": float(margin.mean()),
+            "signed_margin": float((margin * sign).mean()),
+            "perplexity": float(nll.exp())}
