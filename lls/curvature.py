@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import torch
 from torch.func import grad, jvp
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 Matvec = Callable[[torch.Tensor], torch.Tensor]
 
@@ -23,9 +24,21 @@ def hvp(loss_fn: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor,
     """Hessian-vector product ``H(theta) v`` (D,), forward-over-reverse with :mod:`torch.func`.
 
     The forward-mode derivative of the gradient map along ``v``: one gradient evaluation with
-    a dual tangent, about the cost of two backward passes.
+    a dual tangent, about the cost of two backward passes. Runs under :func:`math_attention`,
+    since the fused CPU attention kernels have no forward-mode derivative.
     """
-    return jvp(grad(loss_fn), (theta,), (v.to(theta.dtype),))[1]
+    with math_attention():
+        return jvp(grad(loss_fn), (theta,), (v.to(theta.dtype),))[1]
+
+
+def math_attention():
+    """Context manager: ``scaled_dot_product_attention`` uses its plain-math backend inside.
+
+    The fused kernels (flash attention on CPU) have neither forward-mode nor double-backward
+    derivatives; the math backend is built from ordinary differentiable operations, so
+    :func:`torch.func.jvp` (HVPs, activation pushforwards) goes through transformer models.
+    """
+    return sdpa_kernel(SDPBackend.MATH)
 
 
 def hessian_operator(loss_fn: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor) -> Matvec:

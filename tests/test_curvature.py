@@ -96,3 +96,27 @@ def test_krylov_basis_stops_on_an_invariant_subspace():
     H = torch.diag(torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0], dtype=torch.float64))
     g = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0], dtype=torch.float64)  # on two eigendirections
     assert curvature.krylov_basis(lambda v: H @ v, g, 4).shape == (5, 2)
+
+
+def test_hvp_goes_through_a_transformer_with_sdpa_attention():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=50, bos_token_id=0, eos_token_id=0, n_positions=16, n_embd=16, n_layer=1, n_head=2,
+                     attn_implementation="sdpa")
+    model = GPT2LMHeadModel(cfg).double().eval()
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+    theta = torch.cat([p.detach().flatten() for p in model.parameters()])
+    ids = torch.randint(0, 50, (2, 8))
+
+    def loss_fn(flat):
+        params = dict(zip(names, [t.view(s) for t, s in zip(flat.split([s.numel() for s in shapes]),
+                                                               shapes, strict=True)], strict=True))
+        return functional_call(model, params, (), {"input_ids": ids, "labels": ids}).loss
+
+    v = torch.randn(theta.shape[0], generator=torch.Generator().manual_seed(12), dtype=torch.float64)
+    got = curvature.hvp(loss_fn, theta, v)
+    with curvature.math_attention():  # reverse-over-reverse as the reference
+        want = torch.func.grad(lambda t: torch.func.grad(loss_fn)(t) @ v)(theta)
+    assert float((got - want).norm() / want.norm()) < 1e-6  # GPT-2 keeps some float32 constants
