@@ -46,8 +46,11 @@ def slider_figure(
     for label, frame in zip(labels, frames, strict=True):
         if len(frame) != len(trace_indices):
             raise ValueError("each frame needs one property dict per trace index")
-        keys = sorted({k for props in frame for k in props})
-        update = {k: [_plain(props.get(k)) for props in frame] for k in keys}
+        keys = sorted(frame[0])
+        if any(sorted(props) != keys for props in frame):
+            # restyle resets a property given as null, so every trace must name the same ones
+            raise ValueError("within a frame, give every trace the same properties")
+        update = {k: [_plain(props[k]) for props in frame] for k in keys}
         steps.append({"method": "restyle", "label": str(label), "args": [update, list(trace_indices)]})
     for props, idx in zip(frames[active], trace_indices, strict=True):
         base.data[idx].update(**{k: _plain(v) for k, v in props.items()})
@@ -100,7 +103,9 @@ def drift_explorer(
     fig.update_yaxes(title_text="step s", row=1, col=1)
     fig.update_xaxes(title_text="k", row=1, col=2)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
-    frames = [[{"x": [s, s]}, {"y": capture[j]}] for j, s in enumerate(steps)]
+    frames = [[{"x": [s, s], "y": [steps[0], steps[-1]]}, {"x": list(ks), "y": capture[j]}]
+              for j, s in enumerate(steps)]
     fig = slider_figure(frames, [str(s) for s in steps], fig, [1, 3], "basis taken at step")
-    fig.update_layout(title=title, height=460, legend={"orientation": "h", "y": -0.25})
+    fig.update_layout(title=title, height=520, legend={"orientation": "h", "y": -0.45},
+                      margin={"b": 140})
     return fig

@@ -16,7 +16,7 @@ def test_drift_explorer_slider_steps_carry_each_steps_capture():
     assert [s.label for s in slider.steps] == ["0", "10", "20"]
     update, traces = slider.steps[2].args
     assert list(traces) == [1, 3]
-    assert update["y"][1] == [0.5, 0.9] and update["x"][0] == [20, 20]
+    assert update["y"][1] == [0.5, 0.9] and update["x"][0] == [20, 20] and update["x"][1] == [1, 2]
 
 
 def test_drift_explorer_rejects_bad_shapes():
@@ -37,3 +37,9 @@ def test_show_emits_html_without_plotlyjs_and_json(monkeypatch):
     bundle = shown[0]
     assert "Plotly.newPlot" in bundle["text/html"] and len(bundle["text/html"]) < 20000
     assert bundle[PLOTLY_JSON]["data"][0]["y"] == [1, 2]
+
+
+def test_slider_frames_must_name_the_same_properties_per_trace():
+    base = go.Figure([go.Scatter(x=[0], y=[0]), go.Scatter(x=[0], y=[0])])
+    with pytest.raises(ValueError, match="same properties"):
+        slider_figure([[{"x": [1]}, {"y": [1]}]], ["a"], base, [0, 1], "t")
