@@ -29,6 +29,7 @@ tokenizer has a pad token (the end-of-text token where the model defines none).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import json
@@ -90,24 +91,39 @@ def load(name: str, *, device: str | torch.device | None = None, dtype: torch.dt
     Raises :class:`MissingModelError` for a hub model that is neither cached nor reachable,
     :class:`ConfigError` for an unsupported architecture.
     """
-    if name == SMOLLM2:
-        model, tokenizer = _load_smollm2(**overrides)
-    elif name == "synthetic-gpt2":
-        model, tokenizer = _synthetic_gpt2(**overrides), None
-    elif name in TINY_CONFIGS:
-        model, tokenizer = _tiny(name, **overrides)
-    elif name in HUB_MODELS or "/" in name:
-        model, tokenizer = _load_hub(HUB_MODELS.get(name, name), **overrides)
-    else:
+    if name not in MODEL_NAMES and "/" not in name:
         raise ConfigError(
             f"Unknown model {name!r}. Pass one of {list(MODEL_NAMES)} or a Hugging Face hub id "
             f"('owner/name') of a GPT-2, Llama, Qwen2 or OLMo model."
         )
+    with _quiet_loading():
+        if name == SMOLLM2:
+            model, tokenizer = _load_smollm2(**overrides)
+        elif name == "synthetic-gpt2":
+            model, tokenizer = _synthetic_gpt2(**overrides), None
+        elif name in TINY_CONFIGS:
+            model, tokenizer = _tiny(name, **overrides)
+        else:
+            model, tokenizer = _load_hub(HUB_MODELS.get(name, name), **overrides)
     if tokenizer is not None and tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if tokenizer is not None and model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model.to(device=device or "cpu", dtype=dtype).eval(), tokenizer
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """Hide transformers' per-tensor "Loading weights" progress bars for the block."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 # --- tiny random models ------------------------------------------------------------------------
