@@ -136,7 +136,7 @@ def delta_gram(peft_model: torch.nn.Module, vecs: torch.Tensor) -> torch.Tensor:
     """
     vecs = vecs.detach().to(torch.float64)
     n = vecs.shape[0]
-    gram = torch.zeros(n, n, dtype=torch.float64)
+    gram = torch.zeros(n, n, dtype=torch.float64, device=vecs.device)
     for a, b, scaling, _ in _factors(peft_model, vecs):
         r = a.shape[1]
         aa = a.reshape(n * r, -1) @ a.reshape(n * r, -1).T                      # (n r, n r)
