@@ -43,7 +43,7 @@ PARAMS: dict[str, Param] = {
     "models": Param(str, "comma-separated registry names of the pretrained models (lls.models)",
                     {"smoke": "tiny-llama", "cpu": "smollm2-135m", "paper": "distilgpt2,gpt2"}),
     "pairs": Param(int, "how many task pairs of lls.textdata.TASK_PAIRS to run (first ones)",
-                   {"smoke": 2, "cpu": 1, "paper": 2}, low=1, high=2),
+                   {"smoke": 2, "cpu": 2, "paper": 2}, low=1, high=2),
     "n_seeds": Param(int, "seeds per model and pair (seed, seed+1, ...)",
                      {"smoke": 1, "cpu": 3, "paper": 5}, low=1, high=20),
     "rank": Param(int, "LoRA rank r", {"smoke": 4, "cpu": 8, "paper": 8}, low=1, high=256),
