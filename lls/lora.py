@@ -16,6 +16,7 @@ products of such weight changes from the low-rank factors, without ever forming 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -45,7 +46,9 @@ def add_lora(model: torch.nn.Module, r: int = 8, alpha: int = 16, targets: Seque
     config = LoraConfig(r=r, lora_alpha=alpha, target_modules=targets, lora_dropout=dropout,
                         fan_in_fan_out=isinstance(matched[0], Conv1D), bias="none",
                         task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():  # transformers 5 deprecation noise from inside peft
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, config)
 
 
 def _natural_key(name: str) -> list:

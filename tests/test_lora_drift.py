@@ -6,7 +6,7 @@ import torch
 
 from lls import lora, models, subspace
 from lls.chapters import lora_drift as ch
-from lls.errors import ConfigError
+from lls.errors import ConfigError, MissingModelError
 from lls.presets import resolve
 from lls.train import train
 
@@ -78,6 +78,12 @@ def test_check_rejects_inconsistent_parameters():
     with pytest.raises(ConfigError, match="Unknown model"):
         ch.check(resolve("03_lora_drift", "smoke", models="tiny-llama,nonsense"))
     ch.check(resolve("03_lora_drift", "smoke"))
+
+
+def test_check_stops_at_once_on_a_missing_hub_model(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(MissingModelError, match="not in the local Hugging Face cache"):
+        ch.check(resolve("03_lora_drift", "paper", models="lls-test-owner/no-such-model"))
 
 
 def test_one_tiny_run_end_to_end():
