@@ -113,3 +113,11 @@ def test_errors_are_clear():
     model = wrapped("gpt2")
     with pytest.raises(ValueError, match="length"):
         lora.delta_weights(model, torch.zeros(flat(model).numel() + 1))
+
+
+def test_default_targets_are_the_families_query_value_layers():
+    model = lora.add_lora(tiny("qwen2"), r=2)
+    assert {n.split(".")[-1] for n, _ in lora.lora_layers(model)} == {"q_proj", "v_proj"}
+    model = lora.add_lora(tiny("gpt2"), r=2)
+    assert all(layer.fan_in_fan_out for _, layer in lora.lora_layers(model))
+    assert {n.split(".")[-1] for n, _ in lora.lora_layers(model)} == {"c_attn"}

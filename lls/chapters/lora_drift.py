@@ -372,6 +372,10 @@ def summary(cfg: Config, runs: list[RunResult]) -> dict:
            "task_vector": mean_spread([r.task_vector for r in runs]),
            "task_vector_dw": mean_spread([r.task_vector_dw for r in runs]),
            "halving_lag": [halving_lag(r.overlap, r.drift_steps) for r in runs]}
+    groups = sorted({(r.model, r.pair) for r in runs})
+    out["prefix_at_k_ref_by_pair"] = {
+        f"{m}: {a} -> {b}": mean_spread([r.prefix[k - 1] for r in runs if (r.model, r.pair) == (m, (a, b))])
+        for m, (a, b) in groups}
     ks = min(k, cfg.k_static)
     names = sorted({n for r in runs for n in r.static})
     out["static_at_k"] = ks
@@ -421,6 +425,7 @@ def extra_numbers(cfg: Config, runs: list[RunResult]) -> dict:
             "task_vector_capture_dw": s["task_vector_dw"][0], "static_k": s["static_at_k"],
             **{f"static_{n}": m for n, (m, _) in s["static"].items()},
             "prefix_at_static_k": s["prefix_at_static_k"][0], "adapter_dim": runs[0].dim,
+            **{f"prefix_at_k_ref [{g}]": m for g, (m, _) in s["prefix_at_k_ref_by_pair"].items()},
             "weight_change_dim": runs[0].dim_dw,
             "seconds_per_run": [round(sum(r.seconds.values()), 1) for r in runs]}
 
