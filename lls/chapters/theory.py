@@ -135,7 +135,7 @@ def theorem1(cfg: Config) -> dict:
 
     Per D: ``ns`` (N = 1, 2, 4, ... up to the draws), ``first`` the measured best-of-N
     first-order gain ``E[max_N(-g^T eps)] / (sigma ||g||)`` (unbiased U-statistic over all
-    draws, :func:`lls.search.expected_best`) with a conservative standard error
+    draws, :func:`lls.search.expected_best`) with the disjoint-groups standard error
     ``sd(max_N) / sqrt(draws // N)``; ``second`` the mean of ``eps^T H eps / 2``; ``net`` the
     best-of-``t1_n`` total gain ``E[max_N -(g^T eps + eps^T H eps / 2)]``. ``||g|| = 1``.
     """
@@ -183,7 +183,7 @@ def theorem1_claim(cfg: Config, t1: dict) -> Claim:
     ok = max(z) < 3
     note = (f"best-of-{cfg.t1_n} first-order gain / (sigma ||g||) for D = 10 .. {max(t1):.0e} vs "
             f"e_N = {e_n:.4f}: worst relative deviation at D = {list(t1)[worst]:.0e}, largest |z| = "
-            f"{max(z):.2f} (conservative SE)")
+            f"{max(z):.2f} (disjoint-groups SE)")
     return Claim("C5", dev[worst], None, "reproduced" if ok else "not reproduced", note, unit="rel. dev.")
 
 

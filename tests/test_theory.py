@@ -1,0 +1,153 @@
+"""Tests of lls.theory (closed forms against brute force) and of chapter 1's helpers."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lls import curvature, presets, subspace, theory
+from lls.chapters import theory as chapter
+from lls.errors import ConfigError
+
+
+def test_expected_max_normal_exact_values():
+    assert theory.expected_max_normal(1) == 0.0
+    assert theory.expected_max_normal(2) == pytest.approx(1 / math.sqrt(math.pi), abs=1e-12)
+    assert theory.expected_max_normal(3) == pytest.approx(1.5 / math.sqrt(math.pi), abs=1e-12)
+    assert theory.sd_max_normal(1) == pytest.approx(1.0, abs=1e-10)
+    assert theory.sd_max_normal(2) == pytest.approx(math.sqrt(1 - 1 / math.pi), abs=1e-10)
+    with pytest.raises(ValueError):
+        theory.expected_max_normal(0)
+
+
+def test_expected_max_normal_against_simulation_and_asymptote():
+    ns = [5, 40, 300]
+    trials = 20000
+    sim = theory.simulate_max_normal(ns, trials, np.random.default_rng(0))
+    for n, s in zip(ns, sim, strict=True):
+        se = theory.sd_max_normal(n) / math.sqrt(trials)  # about 0.004
+        assert abs(s - theory.expected_max_normal(n)) < 4 * se
+        assert theory.asymptotic_max_normal(n) > theory.expected_max_normal(n)
+    # the asymptote's relative error shrinks, slowly
+    big = theory.expected_max_normal(10**9) / theory.asymptotic_max_normal(10**9)
+    assert 0.9 < big < 1
+
+
+@pytest.mark.parametrize("chunk", [theory.CHUNK, 64])  # one chunk holds many candidates / one candidate spans 5
+def test_sample_quadratic_first_and_second_order_laws(monkeypatch, chunk):
+    monkeypatch.setattr(theory, "CHUNK", chunk)
+    dim, draws, sigma, gnorm, h = 300, 4000, 0.1, 2.0, 0.5
+    first, second = theory.sample_quadratic(dim, draws, sigma, gnorm, h, torch.Generator().manual_seed(1))
+    # g^T eps ~ N(0, sigma^2 ||g||^2): sd 0.2, sd of the sample sd ~ 0.2 / sqrt(2 * 4000) = 0.0022
+    assert first.std(ddof=1) == pytest.approx(sigma * gnorm, abs=0.009)
+    assert abs(first.mean()) < 4 * sigma * gnorm / math.sqrt(draws)
+    # eps^T H eps / 2 = h sigma^2 chi2_D / 2: mean 0.75, sd 0.75 sqrt(2 / D) = 0.061
+    assert second.mean() == pytest.approx(theory.second_order_mean(sigma, h * dim), abs=4 * 0.061 / math.sqrt(draws))
+    assert second.std(ddof=1) == pytest.approx(0.061, rel=0.1)
+
+
+def test_sigma_star_maximises_the_net_gain_and_crossover():
+    gnorm, tr, n = 1.3, 40.0, 16
+    star = theory.sigma_star(gnorm, tr, n)
+    grid = np.linspace(0.2 * star, 3 * star, 2001)
+    net = [theory.first_order_gain(s, gnorm, n) - theory.second_order_mean(s, tr) for s in grid]
+    assert grid[int(np.argmax(net))] == pytest.approx(star, rel=2e-3)
+    assert theory.sigma_star(gnorm, -1.0, n) == math.inf
+    d_c = theory.crossover_dim(0.01, gnorm, n, 0.2)
+    assert theory.second_order_mean(0.01, 0.2 * d_c) == pytest.approx(theory.first_order_gain(0.01, gnorm, n))
+
+
+def _problem():
+    return theory.DensityProblem(dim=1000, sizes=(5, 50, 300), masses=(0.2, 0.3, 0.4),
+                                 subspaces={"A": (0,), "B": (1,), "BC": (1, 2)})
+
+
+def test_density_problem_masses():
+    p = _problem()
+    g = p.gradient(torch.Generator().manual_seed(2))
+    assert float(g.norm()) == pytest.approx(1.0)
+    for name in p.names():
+        idx = p.coordinates(name)
+        assert len(idx) == p.size(name)
+        assert float(g[idx].pow(2).sum()) == pytest.approx(p.mass(name))
+    assert p.density("A") == pytest.approx(0.04) and p.density("full") == pytest.approx(1e-3)
+    with pytest.raises(ValueError):
+        theory.DensityProblem(dim=10, sizes=(8, 8), masses=(0.5, 0.5), subspaces={})
+
+
+def test_subspace_search_gains_match_proposition1():
+    p = _problem()
+    trials, n = 400, 8
+    gains = theory.subspace_search_gains(p, 1.0, n, trials, torch.Generator().manual_seed(3))
+    for name in p.names():
+        pred = theory.predicted_subspace_gain(p, name, 1.0, n)
+        se = theory.sd_max_normal(n) * math.sqrt(p.density(name)) / math.sqrt(trials)
+        assert abs(gains[name].mean() - pred) < 4 * se, name
+    order = sorted(p.names(), key=lambda k: -gains[k].mean())
+    assert order == sorted(p.names(), key=lambda k: -p.density(k))
+
+
+def test_krylov_toy_gd_in_krylov_space_adam_not():
+    toy = theory.KrylovToy.build(60, focus_dirs=(5, 20), focus=0.9, eig_low=0.01, eig_high=1.0,
+                                 generator=torch.Generator().manual_seed(4))
+    assert float(toy.g.norm()) == pytest.approx(1.0)
+    torch.testing.assert_close(torch.linalg.eigvalsh(toy.H).flip(0), toy.eigvals)
+    sgd = theory.optimizer_updates(toy.loss, 60, "sgd", 1.0, 20)
+    torch.testing.assert_close(sgd, toy.gd_updates(1.0, 20), rtol=1e-12, atol=1e-14)
+    basis = curvature.krylov_basis(curvature.hessian_operator(toy.loss, torch.zeros(60, dtype=torch.float64)),
+                                   toy.g, 10)
+    assert theory.krylov_residuals(basis, sgd).max() < 1e-12
+    adam = theory.optimizer_updates(toy.loss, 60, "adam", 0.05, 20)
+    assert theory.krylov_residuals(basis, adam).max() > 0.1
+    disp = sgd.sum(0)
+    np.testing.assert_allclose(subspace.prefix_capture(sgd, disp, [3, 6]),
+                               [subspace.capture(basis[:, :k], disp) for k in (3, 6)], atol=1e-8)
+
+
+def test_linear_pushforward_exact_for_linear_and_conv1d():
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=40, bos_token_id=0, eos_token_id=0, n_positions=16,
+                                      n_embd=16, n_layer=2, n_head=2)).double().eval()
+    llama = LlamaForCausalLM(LlamaConfig(vocab_size=40, bos_token_id=0, eos_token_id=0, hidden_size=16,
+                                         intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                         num_key_value_heads=2)).double().eval()
+    ids = torch.randint(0, 40, (2, 6))
+    for model, kind in ((gpt2, "Conv1D"), (llama, "Linear")):
+        name, module = chapter.first_linear(chapter.layers.blocks(model)[1])
+        assert type(module).__name__ == kind
+        before = module.weight.detach().clone()
+        err = chapter.linear_pushforward(module, lambda m=model: m(input_ids=ids),
+                                         1e-2, torch.Generator().manual_seed(5))
+        assert err < 1e-11, (kind, err)
+        assert torch.equal(module.weight, before)  # restored exactly
+
+
+def test_chapter_checks_and_helpers():
+    cfg = presets.resolve("01_theory", "smoke")
+    chapter.check(cfg)
+    for bad in ({"t1_n": 64, "t1_min_draws": 32}, {"sigma_min": 1.0, "sigma_max": 0.1},
+                {"f1f2_n": 5, "f1f2_pairs": 3}, {"l1_k_max": 50, "l1_steps": 20}):
+        with pytest.raises(ConfigError):
+            chapter.check(presets.resolve("01_theory", "smoke", **bad))
+    assert chapter.powers_of_two(40) == [1, 2, 4, 8, 16, 32, 40]
+    assert chapter.dims(cfg) == [10, 100, 1000, 10**4, 10**5]
+    assert chapter.n_draws(cfg, 10) == cfg.t1_max_draws and chapter.n_draws(cfg, 10**9) == cfg.t1_min_draws
+    assert chapter.linear_range({"sigmas": np.array([1, 2, 3]), "linear": np.array([True, True, False])}) == (1, 2)
+    assert chapter.linear_range({"sigmas": np.array([1, 2]), "linear": np.array([False, True])}) is None
+    p = chapter.density_problem(cfg)
+    densities = {n: p.density(n) for n in p.names()}
+    masses = {n: p.mass(n) for n in p.names()}
+    assert max(densities, key=densities.get) == "A" and max(masses, key=masses.get) == "full"
+
+
+def test_sigma_explorer_figure_has_one_slider_step_per_dimension():
+    cfg = presets.resolve("01_theory", "smoke")
+    t1 = {d: {"net": 0.01} for d in (10, 100, 1000)}
+    fig = chapter.fig_sigma_explorer(cfg, t1)
+    steps = fig.layout.sliders[0].steps
+    assert [s.label for s in steps] == ["1e+01", "1e+02", "1e+03"]
+    star_x = [s.args[0]["x"][2][0] for s in steps]
+    assert star_x[0] / star_x[1] == pytest.approx(10)  # sigma* ~ 1 / tr H ~ 1 / D
