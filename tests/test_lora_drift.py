@@ -100,3 +100,11 @@ def test_one_tiny_run_end_to_end():
     assert list(r.evals) == ["start", "after A", "after B", "after recovery"]
     cl = {c.id: c for c in ch.claims(cfg, [r])}
     assert set(cl) == {"C2", "C3", "C4"} and cl["C4"].value == pytest.approx(r.prefix[2])
+
+
+def test_run_key_ignores_what_only_selects_or_summarises_runs():
+    base = resolve("03_lora_drift", "smoke")
+    same = resolve("03_lora_drift", "smoke", n_seeds=3, k_ref=2, seed=5, curvature_runs=0)
+    assert ch.run_config(base) == ch.run_config(same)
+    assert ch.run_config(base) != ch.run_config(resolve("03_lora_drift", "smoke", lr=0.5))
+    assert ch.run_keys(same) == [("tiny-llama", p, s) for p in (0, 1) for s in (5, 6, 7)]

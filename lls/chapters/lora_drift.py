@@ -354,12 +354,22 @@ def _weight_change_captures(peft_model, recovered, theta_a: torch.Tensor, k_max:
 # --- the chapter's claims --------------------------------------------------------------------
 
 
+RUN_INDEPENDENT = {"seed": 0, "models": "", "pairs": 1, "n_seeds": 1, "curvature_runs": 0, "k_ref": 1}
+"""Parameters that select or summarise runs but do not change one: neutral values in run keys."""
+
+
+def run_config(cfg: Config) -> Config:
+    """``cfg`` with the :data:`RUN_INDEPENDENT` parameters neutralised: the key of one cached run."""
+    return Config(cfg.chapter, cfg.preset, {**cfg.params, **RUN_INDEPENDENT})
+
+
 def run_all(cfg: Config) -> list[RunResult]:
-    """Every run of the chapter (cached one by one); curvature for the first ``curvature_runs``."""
+    """Every run of the chapter, each cached on its own: changing ``n_seeds``, ``pairs`` or ``k_ref``
+    reuses the runs already done. Curvature bases for the first ``curvature_runs`` runs."""
     from tqdm.auto import tqdm
 
     keys = run_keys(cfg)
-    return [run(cfg, m, p, s, i < cfg.curvature_runs) for i, (m, p, s) in enumerate(tqdm(keys, desc="runs"))]
+    return [run(run_config(cfg), m, p, s, i < cfg.curvature_runs) for i, (m, p, s) in enumerate(tqdm(keys, desc="runs"))]
 
 
 def summary(cfg: Config, runs: list[RunResult]) -> dict:
