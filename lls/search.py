@@ -312,8 +312,9 @@ class F1F2Result:
     """The F1/F2 diagnostic over a sigma grid.
 
     ``sigmas`` (S,); ``f1`` and ``f2`` (S, P) with P antithetic pairs per sigma; ``dim`` the
-    searched dimension. In the local-linear regime F1 ~ N(0, sigma^2 ||g||^2) and
-    mean F2 ~ sigma^2 tr(H) / 2 (tr(U^T H U) in a subspace).
+    searched dimension; ``runs`` the :class:`SearchResult` of each sigma (its best-of-P curves).
+    In the local-linear regime F1 ~ N(0, sigma^2 ||g||^2) and mean F2 ~ sigma^2 tr(H) / 2
+    (tr(U^T H U) in a subspace).
     """
 
     sigmas: np.ndarray
@@ -321,6 +322,7 @@ class F1F2Result:
     f2: np.ndarray
     base: float
     dim: int
+    runs: list[SearchResult] = field(default_factory=list)
 
     @property
     def f1_spread(self) -> np.ndarray:
@@ -352,14 +354,10 @@ class F1F2Result:
         return 2 * self.f2_mean / self.sigmas**2
 
     def sigma_star(self, n: int) -> float:
-        """``||g|| e_n / tr H`` from the estimates at the smallest sigma (the best-of-n optimum).
+        """:func:`lls.theory.sigma_star` from the estimates at the smallest sigma (best-of-n optimum)."""
+        from lls.theory import sigma_star
 
-        Maximises ``sigma ||g|| e_n - sigma^2 tr(H) / 2``; ``inf`` when the trace estimate is <= 0.
-        """
-        from lls.theory import expected_max_normal
-
-        g, tr = float(self.grad_norm[0]), float(self.trace[0])
-        return float("inf") if tr <= 0 else g * float(expected_max_normal(n)) / tr
+        return sigma_star(float(self.grad_norm[0]), float(self.trace[0]), n)
 
 
 def f1_f2(space: ParamSpace, eval_loss: Callable[[], float], sigmas: Sequence[float], n_pairs: int,
@@ -375,7 +373,8 @@ def f1_f2(space: ParamSpace, eval_loss: Callable[[], float], sigmas: Sequence[fl
     runs = [best_of_n(space, eval_loss, n_pairs, s, seed, basis=basis, batch_size=batch_size,
                       progress=progress) for s in sigmas]
     return F1F2Result(sigmas=np.asarray(sigmas, dtype=float), f1=np.stack([r.f1 for r in runs]),
-                      f2=np.stack([r.f2 for r in runs]), base=runs[0].base, dim=runs[0].dim)
+                      f2=np.stack([r.f2 for r in runs]), base=runs[0].base, dim=runs[0].dim,
+                      runs=runs)
 
 
 def majority_vote(predictions: Sequence[Sequence[Hashable]]) -> list[Hashable]:
