@@ -259,10 +259,10 @@ def _read_smollm2(folder: Path, **overrides):
     return model.eval(), AutoTokenizer.from_pretrained(folder, local_files_only=True)
 
 
-def _verified(folder: Path, **overrides):
+def _verified(folder: Path):
     """``(model, tokenizer)`` from the cached copy, or ``None`` with a message if it is not right."""
     try:
-        model, tokenizer = _read_smollm2(folder, **overrides)
+        model, tokenizer = _read_smollm2(folder)
         expected = torch.tensor(json.loads((folder / _PROBE_FILE).read_text())["logits"])
         if torch.allclose(_probe_logits(model, tokenizer), expected, atol=1e-3, rtol=1e-4):
             return model, tokenizer
@@ -281,9 +281,9 @@ def _load_smollm2(**overrides):
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):  # one conversion at a time across processes
         if folder.exists():
-            loaded = _verified(folder, **overrides)
+            loaded = _verified(folder)  # checked as converted; overrides (if any) applied after
             if loaded is not None:
-                return loaded
+                return _read_smollm2(folder, **overrides) if overrides else loaded
             shutil.rmtree(folder)
         _convert_smollm2(folder)
     return _read_smollm2(folder, **overrides)

@@ -66,7 +66,7 @@ def test_perplexity_reference(tiny):
     ids = tokenizer(text, return_tensors="pt")["input_ids"]
     assert ids.shape[1] < 128
     assert evaluation.perplexity(model, tokenizer, text) == pytest.approx(
-        math.exp(float(model(ids, labels=ids).loss)), rel=1e-4)
+        math.exp(model(ids, labels=ids).loss.item()), rel=1e-4)
 
 
 def test_perplexity_of_uniform_model_is_vocab_size(tiny):
