@@ -80,9 +80,9 @@ class Tasks:
         return out
 
     def sampler(self, tasks: str | Sequence[str], size: int, seed: int) -> Callable[[int], torch.Tensor]:
-        """``step -> batch``: a reproducible stream of training batches (for :func:`lls.train.train`)."""
-        generator = torch.Generator().manual_seed(seed)
-        return lambda step: self.batch(tasks, size, generator)
+        """``step -> batch``: batch number ``step`` of a reproducible stream (for :func:`lls.train.train`);
+        the same ``(seed, step)`` always gives the same batch."""
+        return lambda step: self.batch(tasks, size, torch.Generator().manual_seed(seed * 1_000_003 + step))
 
 
 def answer_logits(call: Callable, batch: torch.Tensor) -> torch.Tensor:

@@ -78,12 +78,14 @@ def train(
     checkpoint_every: int | None = None,
     gradient_steps: Iterable[int] = (),
     progress: bool = True,
+    lr_factor: Callable[[int], float] | None = None,
 ) -> Trajectory:
     """Train ``space.model`` in place for ``steps`` steps on ``batch_loss(model, batch)``.
 
     ``batches`` is an iterable of batches or a function ``step -> batch``. Only the space's
     parameters move (a fresh optimizer of kind ``optimizer``); the model's train/eval mode is
-    left as it is. See :class:`Trajectory` for what is recorded.
+    left as it is. ``lr_factor(step)``, if given, multiplies ``lr`` at each step (a schedule).
+    See :class:`Trajectory` for what is recorded.
     """
     if steps < 0 or record_first < 0:
         raise ValueError("steps and record_first must be >= 0")
@@ -91,6 +93,7 @@ def train(
         raise ValueError("checkpoint_every must be >= 1 or None")
     params = space.params()
     opt = make_optimizer(params, optimizer, lr)
+    schedule = None if lr_factor is None else torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     batch_at = _batch_source(batches)
     gradient_steps = set(int(s) for s in gradient_steps)
     record = min(record_first, steps)
@@ -113,6 +116,8 @@ def train(
             traj.gradients[step] = space.grad()
         traj.losses.append(float(loss.detach()))
         opt.step()
+        if schedule is not None:
+            schedule.step()
         due = checkpoint_every is not None and (step + 1) % checkpoint_every == 0
         if step < record or due:
             after = space.get()

@@ -54,3 +54,13 @@ def test_checkpoints_and_subset_space():
     assert traj.updates.shape == (0, space.dim)
     with pytest.raises(ValueError):
         train(space, lm_loss, batches(1), 1, lr=0.1, optimizer="lbfgs", progress=False)
+
+
+def test_lr_factor_schedules_the_step_size():
+    model = tiny_gpt2()
+    space = ParamSpace(model)
+    traj = train(space, lm_loss, batches(4), 4, optimizer="sgd", lr=0.1, record_first=4,
+                 gradient_steps=(0, 1), lr_factor=lambda step: [1.0, 0.5, 0.0, 0.0][step], progress=False)
+    assert torch.allclose(traj.updates[0], -0.1 * traj.gradients[0], atol=1e-6)
+    assert torch.allclose(traj.updates[1], -0.05 * traj.gradients[1], atol=1e-6)
+    assert torch.count_nonzero(traj.updates[2:]) == 0

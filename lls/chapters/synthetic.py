@@ -125,10 +125,17 @@ class Trained:
     losses: list[float]
 
 
+def warmup_decay(steps: int, warmup: int = 50, final: float = 0.05):
+    """Learning-rate factor of the (pre)training runs: linear warm-up over ``warmup`` steps, then
+    linear decay to ``final`` times the peak at the last step."""
+    return lambda step: min(1.0, (step + 1) / warmup) * (1 - (1 - final) * step / max(steps, 1))
+
+
 @cached
 def pretrain(cfg: Config, seed: int, regime: str = "simultaneous") -> Trained:
     """Train a fresh model on all tasks: ``simultaneous`` (mixed batches, ``pretrain_steps``) or
-    ``sequential`` (task by task, ``pretrain_steps / #tasks`` each, ending with task A)."""
+    ``sequential`` (task by task, ``pretrain_steps / #tasks`` each, ending with task A), with
+    Adam and the :func:`warmup_decay` schedule (restarted for each task when sequential)."""
     tasks = task_family(cfg)
     space = build(cfg, seed)
     if regime == "simultaneous":
@@ -141,7 +148,7 @@ def pretrain(cfg: Config, seed: int, regime: str = "simultaneous") -> Trained:
     losses = []
     for j, (which, steps) in enumerate(schedule):
         run = train(space, batch_loss, tasks.sampler(which, cfg.batch_size, _stream(seed, 10 + j)), steps,
-                    lr=cfg.lr, progress=True)
+                    lr=cfg.lr, lr_factor=warmup_decay(steps))
         losses += run.losses
     return Trained(space.get(), accuracies(space.model, tasks, cfg.eval_n, seed), losses)
 
