@@ -93,7 +93,6 @@ def train(
         raise ValueError("checkpoint_every must be >= 1 or None")
     params = space.params()
     opt = make_optimizer(params, optimizer, lr)
-    schedule = None if lr_factor is None else torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     batch_at = _batch_source(batches)
     gradient_steps = set(int(s) for s in gradient_steps)
     record = min(record_first, steps)
@@ -115,9 +114,10 @@ def train(
         if step in gradient_steps:
             traj.gradients[step] = space.grad()
         traj.losses.append(float(loss.detach()))
+        if lr_factor is not None:
+            for group in opt.param_groups:
+                group["lr"] = lr * lr_factor(step)
         opt.step()
-        if schedule is not None:
-            schedule.step()
         due = checkpoint_every is not None and (step + 1) % checkpoint_every == 0
         if step < record or due:
             after = space.get()
