@@ -104,7 +104,7 @@ def load(name: str, *, device: str | torch.device | None = None, dtype: torch.dt
         elif name in TINY_CONFIGS:
             model, tokenizer = _tiny(name, **overrides)
         else:
-            model, tokenizer = _load_hub(HUB_MODELS.get(name, name), **overrides)
+            model, tokenizer = _load_hub(HUB_MODELS.get(name, name), dtype=dtype, **overrides)
     if tokenizer is not None and tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if tokenizer is not None and model.config.pad_token_id is None:
@@ -336,7 +336,7 @@ def missing_model_message(repo_id: str) -> str:
     )
 
 
-def _load_hub(repo_id: str, **overrides):
+def _load_hub(repo_id: str, dtype: torch.dtype = torch.float32, **overrides):
     """A hub model (GPT-2, Llama, Qwen2 or OLMo family), from the local cache first."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -348,7 +348,7 @@ def _load_hub(repo_id: str, **overrides):
                 f"{sorted(layers.MODEL_TYPES)} (GPT-2, Llama, Qwen2, OLMo)."
             )
         model = AutoModelForCausalLM.from_pretrained(repo_id, local_files_only=local, use_safetensors=True,
-                                                     **overrides)
+                                                     dtype=dtype, **overrides)
         return model, AutoTokenizer.from_pretrained(repo_id, local_files_only=local)
 
     try:
