@@ -216,7 +216,8 @@ class RunResult:
     dW(theta_A)); ``drift_steps`` (S,), ``overlap`` (S, S), ``drift_capture`` (S, n_grad):
     checkpoints of the recovery, overlaps of their top-``drift_k`` gradient subspaces, capture
     of Delta by their top-k gradient bases for k = 1..n_grad; ``evals``: task A/B answer loss and
-    accuracy after each phase; ``losses``: training loss per step per phase; ``seconds`` per phase.
+    accuracy after each phase; ``losses``: training loss per step per phase; ``seconds``: wall
+    time per phase; ``cpu_seconds``: CPU time of the whole run (all threads; robust to a busy machine).
     """
 
     model: str
@@ -235,12 +236,13 @@ class RunResult:
     evals: dict[str, dict[str, float]]
     losses: dict[str, list[float]]
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: float = 0.0
 
 
 @cached
 def run(cfg: Config, model_name: str, pair: int, seed: int, with_curvature: bool) -> RunResult:
     """Forget-and-recover on ``TASK_PAIRS[pair]`` with a LoRA adapter of ``model_name``; measure."""
-    clock, seconds = time.perf_counter(), {}
+    clock, seconds, cpu_start = time.perf_counter(), {}, time.process_time()
 
     def lap(name):
         nonlocal clock
@@ -317,7 +319,7 @@ def run(cfg: Config, model_name: str, pair: int, seed: int, with_curvature: bool
         task_vector_dw=dw["task_vector"], drift_steps=drift_steps,
         overlap=subspace.overlap_matrix(drift_bases), drift_capture=np.asarray(drift_capture),
         evals=results, losses={"A": trained_a.losses, "B": trained_b.losses, "recovery": recovered.losses},
-        seconds=seconds)
+        seconds=seconds, cpu_seconds=time.process_time() - cpu_start)
 
 
 def _rank(rows: torch.Tensor) -> int:
@@ -382,6 +384,8 @@ def summary(cfg: Config, runs: list[RunResult]) -> dict:
            "task_vector": mean_spread([r.task_vector for r in runs]),
            "task_vector_dw": mean_spread([r.task_vector_dw for r in runs]),
            "halving_lag": [halving_lag(r.overlap, r.drift_steps) for r in runs]}
+    out["task_a_loss"] = {phase: mean_spread([r.evals[phase][r.pair[0]]["loss"] for r in runs])[0]
+                          for phase in runs[0].evals}
     groups = sorted({(r.model, r.pair) for r in runs})
     out["prefix_at_k_ref_by_pair"] = {
         f"{m}: {a} -> {b}": mean_spread([r.prefix[k - 1] for r in runs if (r.model, r.pair) == (m, (a, b))])
@@ -404,7 +408,8 @@ def claims(cfg: Config, runs: list[RunResult]) -> list[Claim]:
     c4_claim = Claim("C4", c4, PAPER_CAPTURE, verdict, unit="fraction", spread=c4_sd, seeds=seeds,
                      note=f"capture of the LoRA recovery displacement by the first k={cfg.k_ref} of "
                           f"{cfg.steps_recover} recovery updates ({len(runs)} runs); 77 % first reached at "
-                          f"k = {reach}")
+                          f"k = {reach}; mean task-A test loss after A / after B / after recovery: "
+                          + " / ".join(f"{s['task_a_loss'][p]:.2f}" for p in ("after A", "after B", "after recovery")))
     ks = s["static_at_k"]
     paper_static = {n: v for n, v in s["static"].items() if n != "Krylov (HVPs)"}
     paper_static["task-A adapter"] = s["task_vector"]
@@ -437,7 +442,9 @@ def extra_numbers(cfg: Config, runs: list[RunResult]) -> dict:
             "prefix_at_static_k": s["prefix_at_static_k"][0], "adapter_dim": runs[0].dim,
             **{f"prefix_at_k_ref [{g}]": m for g, (m, _) in s["prefix_at_k_ref_by_pair"].items()},
             "weight_change_dim": runs[0].dim_dw,
-            "seconds_per_run": [round(sum(r.seconds.values()), 1) for r in runs]}
+            **{f"task_A_loss_{phase}": v for phase, v in s["task_a_loss"].items()},
+            "seconds_per_run": [round(sum(r.seconds.values()), 1) for r in runs],
+            "cpu_seconds_per_run": [round(r.cpu_seconds, 1) for r in runs]}
 
 
 # --- tables and figures ----------------------------------------------------------------------
