@@ -55,16 +55,18 @@ def _p(kind, doc, smoke, cpu, paper, **kw) -> Param:
 
 
 PARAMS: dict[str, Param] = {
-    "eval_batch": _p(int, "task-A sequences in the searched loss", 32, 64, 256, low=1, high=65536),
+    "eval_batch": _p(int, "task-A sequences in the searched loss", 16, 32, 256, low=1, high=65536),
     "sigma_min": _p(float, "smallest per-coordinate sigma of the grid", 1e-3, 1e-3, 1e-3, low=1e-8, high=10.0),
     "sigma_max": _p(float, "largest per-coordinate sigma of the grid", 1e-1, 1e-1, 1e-1, low=1e-8, high=10.0),
-    "n_sigmas": _p(int, "sigmas in the (log-spaced) grid", 3, 5, 7, low=2, high=20),
-    "n_max": _p(int, "antithetic pairs per sigma: the largest N of the best-of-N curves", 32, 1024, 1024,
-                low=4, high=1 << 20),
+    "n_sigmas": _p(int, "sigmas in the (log-spaced) grid", 3, 4, 7, low=2, high=20),
+    "n_grid": _p(int, "antithetic pairs per grid sigma (F1/F2 diagnostic and best-of-N curves)", 16, 256, 1024,
+                 low=2, high=1 << 20),
+    "n_max": _p(int, "antithetic pairs of the long search at the largest local-linear sigma", 32, 1024, 4096,
+                low=2, high=1 << 20),
     "hutchinson": _p(int, "Hutchinson probes for tr H", 4, 16, 64, low=2, high=4096),
     "k": _p(int, "dimension of the subspaces compared in C6", 4, 16, 32, low=1, high=512),
     "lora_r": _p(int, "LoRA rank of the synthetic model's adapter space", 2, 4, 8, low=1, high=64),
-    "c6_n": _p(int, "candidates (antithetic pairs) per subspace search", 16, 256, 1024, low=4, high=1 << 20),
+    "c6_n": _p(int, "candidates (antithetic pairs) per subspace search", 16, 128, 1024, low=4, high=1 << 20),
     "c6_seeds": _p(int, "search seeds for the C6 spreads", 2, 3, 5, low=1, high=50),
     "c6_sigma": _p(float, "full-space sigma fixing the C6 norm r = sigma sqrt(D); 0 = the largest grid "
                    "sigma in the local-linear regime", 0.0, 0.0, 0.0, low=0.0, high=10.0),
@@ -74,14 +76,15 @@ PARAMS: dict[str, Param] = {
     "lm_examples": _p(int, "examples in the LM's evaluation batch", 4, 4, 16, low=1, high=1024),
     "lm_sigma_min": _p(float, "smallest sigma of the LM's grid", 3e-3, 3e-3, 3e-3, low=1e-8, high=10.0),
     "lm_sigma_max": _p(float, "largest sigma of the LM's grid", 3e-2, 3e-2, 3e-2, low=1e-8, high=10.0),
-    "lm_n_sigmas": _p(int, "sigmas in the LM's grid", 2, 3, 5, low=2, high=20),
+    "lm_n_sigmas": _p(int, "sigmas in the LM's grid", 2, 2, 5, low=2, high=20),
     "lm_pairs": _p(int, "antithetic pairs per sigma of the LM's F1/F2 diagnostic", 4, 8, 32, low=2, high=4096),
     "lm_n": _p(int, "antithetic pairs of the LM's best-of-N search", 8, 128, 512, low=2, high=1 << 20),
+    "lm_vmap": _p(int, "LM perturbations per batched (vmap) pass; 1 = in place", 2, 4, 1, low=1, high=64),
     "randopt_n": _p(int, "RandOpt candidates", 16, 512, 2048, low=2, high=1 << 20),
     "randopt_k": _p(int, "RandOpt ensemble size (top K)", 3, 15, 50, low=1, high=1024),
     "randopt_test": _p(int, "task-A test sequences for RandOpt accuracy", 64, 512, 2048, low=1, high=1 << 20),
     "vmap_batch": _p(int, "perturbations per batched (vmap) pass in the synthetic searches; 1 = in place",
-                     4, 1, 1, low=1, high=1024),
+                     4, 8, 1, low=1, high=1024),
 }
 
 
@@ -190,27 +193,38 @@ class Curves:
     grad_norm: float
     trace: float
     trace_se: float
-    best: SearchResult | None = None  # a longer search at one sigma (the LM)
+    best: SearchResult | None = None  # the long search at the largest local-linear sigma
     extra: dict = field(default_factory=dict)
 
     def searches(self) -> list[SearchResult]:
         return list(self.diag.runs) + ([self.best] if self.best is not None else [])
 
 
+def search_curves(name: str, space: ParamSpace, objective: Objective, grad: torch.Tensor, sigmas: np.ndarray,
+                  pairs: int, n: int, seed: int, batch_size: int, hutchinson: int) -> Curves:
+    """F1/F2 with ``pairs`` antithetic pairs at each sigma, then ``n`` pairs at the largest local-linear
+    sigma (seed + 1), the autograd ``||g||`` and a Hutchinson ``tr H`` with ``hutchinson`` probes."""
+    diag = f1_f2(space, objective, sigmas, pairs, seed=seed, batch_size=batch_size)
+    best = best_of_n(space, objective, n, linear_sigma(diag), seed=seed + 1, batch_size=batch_size)
+    trace, trace_se = _trace(space, objective, hutchinson, seed)
+    return Curves(name, space.dim, diag, float(grad.norm()), trace, trace_se, best=best,
+                  extra={"evals_per_s": 2 * n / best.seconds})
+
+
 @cached
 def synthetic_curves(cfg: Config) -> Curves:
-    """Full-space best-of-``n_max`` (antithetic) at every sigma of the grid on the synthetic model."""
+    """The synthetic model's full space: :func:`search_curves` on the task-A loss at theta_f."""
     s = setup(cfg)
-    sigmas = sigma_grid(cfg.sigma_min, cfg.sigma_max, cfg.n_sigmas)
-    diag = f1_f2(s.space, s.objective, sigmas, cfg.n_max, seed=cfg.seed, batch_size=cfg.vmap_batch)
-    trace, trace_se = _trace(s.space, s.objective, cfg.hutchinson, cfg.seed)
-    return Curves(f"synthetic, full (D={s.space.dim:,})", s.space.dim, diag, float(s.grad.norm()),
-                  trace, trace_se, extra={"task": s.task, "acc0": s.point["acc0"], "acc_f": s.point["acc_f"]})
+    curves = search_curves(f"synthetic, full (D={s.space.dim:,})", s.space, s.objective, s.grad,
+                           sigma_grid(cfg.sigma_min, cfg.sigma_max, cfg.n_sigmas), cfg.n_grid, cfg.n_max,
+                           cfg.seed, cfg.vmap_batch, cfg.hutchinson)
+    curves.extra.update(task=s.task, acc0=s.point["acc0"], acc_f=s.point["acc_f"])
+    return curves
 
 
 @cached
 def lm_curves(cfg: Config) -> Curves:
-    """The LM's LoRA space: F1/F2 over its grid, then best-of-``lm_n`` at the largest linear sigma."""
+    """The LM's LoRA space: :func:`search_curves` on a text task's answer loss (tr H: 2 probes only)."""
     from lls import evaluation, lora, models, textdata
 
     model, tokenizer = models.load(cfg.lm_model)
@@ -221,15 +235,11 @@ def lm_curves(cfg: Config) -> Curves:
     batch = textdata.encode(tokenizer, textdata.examples(cfg.lm_task, "train", cfg.lm_examples, cfg.seed))
     objective = Objective(peft_model, evaluation.answer_loss, batch)
     grad = batch_gradients(space, evaluation.answer_loss, [batch])[0]
-    sigmas = sigma_grid(cfg.lm_sigma_min, cfg.lm_sigma_max, cfg.lm_n_sigmas)
-    diag = f1_f2(space, objective, sigmas, cfg.lm_pairs, seed=cfg.seed)
-    sigma = linear_sigma(diag)
-    best = best_of_n(space, objective, cfg.lm_n, sigma, seed=cfg.seed + 1)
-    trace, trace_se = _trace(space, objective, 2, cfg.seed)  # two probes: order of magnitude only
-    metrics = evaluation.answer_metrics(peft_model, batch)
-    return Curves(f"{cfg.lm_model}, LoRA (D={space.dim:,})", space.dim, diag, float(grad.norm()), trace,
-                  trace_se, best=best, extra={"loss": metrics["loss"], "accuracy": metrics["accuracy"],
-                                              "evals_per_s": 2 * cfg.lm_n / best.seconds})
+    curves = search_curves(f"{cfg.lm_model}, LoRA (D={space.dim:,})", space, objective, grad,
+                           sigma_grid(cfg.lm_sigma_min, cfg.lm_sigma_max, cfg.lm_n_sigmas), cfg.lm_pairs,
+                           cfg.lm_n, cfg.seed, cfg.lm_vmap, 2)
+    curves.extra.update(evaluation.answer_metrics(peft_model, batch))
+    return curves
 
 
 # --- C6: subspaces ranked by density ------------------------------------------------------------
@@ -246,7 +256,7 @@ class Ranking:
     mass_seed: np.ndarray        # (seeds, S) ||U^T g||^2 of the subspace searched with each seed
     curvature: np.ndarray        # (S,) tr(U^T H U) / k, mean curvature along the subspace
     norm: float                  # r, the expected perturbation norm of every search
-    n: int                       # candidates per search
+    n: int                       # N at which gains are read: claim_n of the candidates per search
     gain: np.ndarray             # (seeds, S) measured best-of-n loss decrease
     first_order: np.ndarray      # (seeds, S) E max of -F1 over n
     searches: list[list[SearchResult]]  # [seed][space]
@@ -273,7 +283,10 @@ def _subspace_curvature(space: ParamSpace, objective: Objective, basis: torch.Te
 
 @cached
 def subspace_ranking(cfg: Config) -> Ranking:
-    """Best-of-``c6_n`` at one expected norm r in each subspace, ``c6_seeds`` search seeds (C6)."""
+    """``c6_n`` antithetic pairs at one expected norm r in each subspace, ``c6_seeds`` search seeds (C6).
+
+    Gains are read at N = :func:`claim_n` (``c6_n``/4) from the unbiased best-of-N estimate.
+    """
     from lls import lora
 
     s = setup(cfg)
@@ -323,14 +336,14 @@ def subspace_ranking(cfg: Config) -> Ranking:
                          batch_size=cfg.vmap_batch if sp is space else 1)
                for sp, obj, basis, dim in jobs]
         searches.append(row)
-        gains.append([float(res.gain_curve([cfg.c6_n])[0]) for res in row])
-        firsts.append([float(res.first_order_curve([cfg.c6_n])[0]) for res in row])
+        gains.append([float(res.gain_curve([claim_n(cfg.c6_n)])[0]) for res in row])
+        firsts.append([float(res.first_order_curve([claim_n(cfg.c6_n)])[0]) for res in row])
     mass_seed = np.array([mass + [m] for m in random_mass])
     curv.append(float(np.mean(random_curv)))
     mass_arr, dims_arr = mass_seed.mean(axis=0), np.array(dims, dtype=float)
     return Ranking(names=names, dims=dims, density=mass_arr / dims_arr, mass=mass_arr, mass_seed=mass_seed,
                    curvature=np.array(curv),
-                   norm=r, n=cfg.c6_n, gain=np.array(gains), first_order=np.array(firsts), searches=searches,
+                   norm=r, n=claim_n(cfg.c6_n), gain=np.array(gains), first_order=np.array(firsts), searches=searches,
                    seeds=seeds)
 
 
@@ -453,11 +466,12 @@ def figure_best_of_n(synthetic: Curves, c5_curves: list[Curves], ranking: Rankin
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
         f"best-of-N gain, {synthetic.name}", "first-order gain / (σ‖Uᵀg‖) in every space"))
     colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
-    for j, run in enumerate(synthetic.diag.runs):
+    for j, run in enumerate(synthetic.searches()):
         ns = _ns(run.n)
         color = colors[j % len(colors)]
         fig.add_trace(go.Scatter(x=ns, y=run.gain_curve(ns), mode="lines+markers", line={"color": color},
-                                 name=f"σ={run.sigma:.2g} measured", legendgroup=f"s{j}"), row=1, col=1)
+                                 name=f"σ={run.sigma:.2g}, N≤{run.n} measured", legendgroup=f"s{j}"),
+                      row=1, col=1)
         pred = [theory.first_order_gain(run.sigma, synthetic.grad_norm, n)
                 - theory.second_order_mean(run.sigma, synthetic.trace) for n in ns]
         fig.add_trace(go.Scatter(x=ns, y=pred, mode="lines", line={"color": color, "dash": "dot"},
