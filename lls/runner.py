@@ -80,7 +80,8 @@ def run_chapter(chapter: str, preset: str | None = None, overrides: Mapping[str,
     notebook = jupytext.read(source_path(chapter))
     parameters = {"preset": cfg.preset, **{k: cfg.params[k] for k in (overrides or {})}}
     output = folder / "executed.ipynb"
-    os.environ["LLS_BATCH"] = "1"
+    os.environ["LLS_BATCH"] = "1"  # the kernel inherits it: chapters skip live ipywidgets controls
+    os.environ["TQDM_DISABLE"] = "1"  # tqdm.auto would embed widgets, which need a kernel and a CDN
     try:
         papermill.execute_notebook(notebook, str(output), parameters=parameters, kernel_name="python3",
                                    progress_bar=progress, cwd=str(NOTEBOOK_DIR), log_output=False)
