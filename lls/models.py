@@ -189,8 +189,13 @@ def _gpt2_tokenizer_dir() -> Path:
     return folder
 
 
+@functools.cache
 def gpt2_tokenizer():
-    """The original GPT-2 BPE tokenizer (50,257 tokens), offline; pad token = ``<|endoftext|>``."""
+    """The original GPT-2 BPE tokenizer (50,257 tokens), offline; pad token = ``<|endoftext|>``.
+
+    Built once per process (about a second) and shared by every ``tiny-*`` model: treat it as
+    read-only (pass ``padding_side`` etc. per call instead of setting them on it).
+    """
     from transformers import GPT2TokenizerFast
 
     tokenizer = GPT2TokenizerFast.from_pretrained(_gpt2_tokenizer_dir())

@@ -30,7 +30,7 @@ def test_tiny_build_takes_seconds():
     models.load("tiny-olmo")  # imports and the tokenizer folder are one-off costs
     start = time.perf_counter()
     models.load("tiny-olmo")
-    assert time.perf_counter() - start < 10  # about 0.3 s on an idle machine
+    assert time.perf_counter() - start < 5  # well under a second on an idle machine
 
 
 def test_tiny_init_is_seeded_and_leaves_global_rng_alone():
