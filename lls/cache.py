@@ -2,9 +2,11 @@
 
 Built on :class:`joblib.Memory`: joblib keys an entry on the function's source and the hash of
 its arguments, writes entries atomically (temporary file, then rename), and does not serve an
-entry it cannot load. On top of that the cache directory is named by a hash of every ``.py``
-file of the ``lls`` package, so any change to ``lls`` (which may change a result through a
-helper the cached function calls) starts a fresh cache instead of serving a stale one.
+entry it cannot load. On top of that each cached function's entries live in a folder named by a
+hash of the ``lls`` modules its module depends on (its ``lls`` imports, followed transitively), so
+a change to any code that can change its result (a helper it calls, a model loader) starts a
+fresh cache instead of serving a stale one, while a change to unrelated code (plots, the runner)
+keeps it.
 
 Use ``@cached`` on a module-level function whose arguments are plain values or
 :class:`lls.presets.Config` objects. The location is ``$LLS_CACHE_DIR`` if set, else
@@ -13,6 +15,7 @@ Use ``@cached`` on a module-level function whose arguments are plain values or
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import logging
@@ -29,22 +32,59 @@ def cache_root() -> Path:
     return Path(os.environ.get("LLS_CACHE_DIR", Path.home() / ".cache" / "lls")).expanduser()
 
 
+def module_file(name: str) -> Path | None:
+    """The source file of ``lls`` module ``name`` (``lls.a.b``), or ``None`` if there is none."""
+    parts = name.split(".")[1:]
+    base = PACKAGE_DIR.joinpath(*parts)
+    candidates = (base.with_suffix(".py"), base / "__init__.py") if parts else (base / "__init__.py",)
+    return next((c for c in candidates if c.exists()), None)
+
+
+def _lls_references(path: Path) -> set[str]:
+    """Module names ``lls.*`` that the file imports or reaches as ``lls.<name>`` attributes."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names if a.name.split(".")[0] == "lls"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "lls":
+            names.add(node.module)
+            names |= {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "lls":
+            names.add(f"lls.{node.attr}")
+    return {n for n in names if module_file(n) is not None}
+
+
 @functools.cache
-def code_hash() -> str:
-    """SHA-256 (first 12 hex digits) of every ``.py`` file in the ``lls`` package, by path."""
+def dependencies(module: str) -> tuple[Path, ...]:
+    """Source files of ``module`` and of every ``lls`` module it reaches, sorted."""
+    seen, todo = set(), [module]
+    while todo:
+        name = todo.pop()
+        path = module_file(name)
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        todo += sorted(_lls_references(path))
+    return tuple(sorted(seen))
+
+
+@functools.cache
+def code_hash(module: str | None = None) -> str:
+    """SHA-256 (12 hex digits) of ``module``'s ``lls`` dependencies, or of all of ``lls`` if ``None``."""
+    paths = sorted(PACKAGE_DIR.rglob("*.py")) if module is None else dependencies(module)
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+    for path in paths:
         digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
 @functools.cache
-def memory() -> joblib.Memory:
-    """The :class:`joblib.Memory` for the current code version (``location=None`` disables it)."""
+def memory(module: str | None = None) -> joblib.Memory:
+    """The :class:`joblib.Memory` for ``module``'s code version (``location=None`` disables it)."""
     if os.environ.get("LLS_NO_CACHE") == "1":
         return joblib.Memory(location=None, verbose=0)
-    return joblib.Memory(location=cache_root() / "results" / code_hash(), verbose=0)
+    return joblib.Memory(location=cache_root() / "results" / code_hash(module), verbose=0)
 
 
 class _CorruptEntryLog(logging.Handler):
@@ -73,12 +113,12 @@ def cached(func):
         saved = root.handlers[:]
         root.handlers = [handler]
         try:
-            result = memory().cache(func)(*args, **kwargs)
+            result = memory(func.__module__).cache(func)(*args, **kwargs)
         finally:
             root.handlers = saved
         if handler.corrupt:
             print(f"[lls.cache] a corrupt cache entry of {func.__qualname__} was found, recomputed "
-                  f"and overwritten (cache: {memory().location}).")
+                  f"and overwritten (cache: {memory(func.__module__).location}).")
         return result
 
     wrapper.uncached = func

@@ -1,7 +1,5 @@
 """The results cache: hits, keys on arguments and code, corrupt entries recomputed."""
 
-import pytest
-
 import lls.cache
 from lls.cache import cached
 
@@ -33,11 +31,39 @@ def test_corrupt_entry_is_reported_and_recomputed(isolated, capsys):
 
 
 def test_cache_location_is_keyed_on_lls_code(isolated, monkeypatch):
-    first = lls.cache.memory().location
+    first = lls.cache.memory(__name__).location
     lls.cache.memory.cache_clear()
-    monkeypatch.setattr(lls.cache, "code_hash", lambda: "changedcode0")
-    assert lls.cache.memory().location != first
-    assert "changedcode0" in str(lls.cache.memory().location)
+    monkeypatch.setattr(lls.cache, "code_hash", lambda module=None: "changedcode0")
+    assert lls.cache.memory(__name__).location != first
+    assert "changedcode0" in str(lls.cache.memory(__name__).location)
+
+
+def test_dependencies_follow_lls_imports_transitively():
+    from lls.cache import PACKAGE_DIR, dependencies
+
+    deps = {p.relative_to(PACKAGE_DIR).as_posix() for p in dependencies("lls.metrics")}
+    # metrics imports presets and provenance; provenance imports cache
+    assert {"metrics.py", "presets.py", "provenance.py", "cache.py", "errors.py"} <= deps
+    assert "plots.py" not in deps and "runner.py" not in deps
+
+
+def test_module_hash_ignores_unrelated_code_but_not_dependencies(tmp_path, monkeypatch):
+    import shutil
+
+    pkg = tmp_path / "lls"
+    shutil.copytree(lls.cache.PACKAGE_DIR, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(lls.cache, "PACKAGE_DIR", pkg)
+    for f in (lls.cache.code_hash, lls.cache.dependencies):
+        f.cache_clear()
+    before = lls.cache.code_hash("lls.metrics")
+    (pkg / "plots.py").write_text((pkg / "plots.py").read_text() + "\n# unrelated edit\n")
+    lls.cache.code_hash.cache_clear()
+    assert lls.cache.code_hash("lls.metrics") == before
+    (pkg / "presets.py").write_text((pkg / "presets.py").read_text() + "\n# a dependency changed\n")
+    lls.cache.code_hash.cache_clear()
+    assert lls.cache.code_hash("lls.metrics") != before
+    for f in (lls.cache.code_hash, lls.cache.dependencies):
+        f.cache_clear()
 
 
 def test_no_cache_switch(isolated, monkeypatch):
@@ -48,6 +74,5 @@ def test_no_cache_switch(isolated, monkeypatch):
     assert CALLS == [6, 6]
 
 
-@pytest.mark.parametrize("name", ["code_hash"])
-def test_code_hash_is_stable(name):
-    assert getattr(lls.cache, name)() == getattr(lls.cache, name)()
+def test_code_hash_is_stable():
+    assert lls.cache.code_hash() == lls.cache.code_hash() and len(lls.cache.code_hash()) == 12
