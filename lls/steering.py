@@ -8,11 +8,10 @@ Llama-style models, so the parity holds for every block but the last). Hooks liv
 managers that always remove them, even when the forward pass raises (habit of the
 ``steering-vectors`` package).
 
-The labelled objective is a true/false question after a statement: the prompt
-:data:`PROMPT` ends with ``"Answer:"`` and the answer is the token ``" True"`` or ``" False"``.
-:func:`truth_loss` is the cross-entropy (over the full vocabulary, in nats) of the correct answer
-token at the prompt's last position; :func:`truth_margin` the logit difference
-``logit(" True") - logit(" False")`` there.
+The labelled objective is the true/false question of :mod:`lls.evaluation` after a statement
+(``"<statement> True or false? Answer:"``, answer ``" True"`` or ``" False"``):
+:func:`truth_loss` is the cross-entropy (full vocabulary, nats) of the correct answer token at
+the prompt's last position.
 
 * :func:`caa_vectors`: mean activation on true minus mean on false statements, every layer.
 * :func:`gradient_step`: one normalised gradient step of :func:`truth_loss` in a parameter space.
@@ -32,11 +31,8 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from lls import layers
+from lls import evaluation, layers
 from lls.params import ParamSpace, batch_gradients
-
-PROMPT = "{text}\nQuestion: is the statement above true or false?\nAnswer:"
-ANSWERS = (" True", " False")
 
 
 def _hidden(output):
@@ -118,50 +114,34 @@ class StatementBatch:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def subset(self, index: torch.Tensor | Sequence[int]) -> StatementBatch:
-        """The rows ``index`` (a long tensor or list of ints), same answer ids."""
-        index = torch.as_tensor(index, dtype=torch.long)
-        return StatementBatch(self.input_ids[index], self.attention_mask[index], self.labels[index],
-                              self.answer_ids)
-
     def with_labels(self, labels: torch.Tensor) -> StatementBatch:
         """The same prompts with other labels (e.g. shuffled, for a null baseline)."""
         return StatementBatch(self.input_ids, self.attention_mask, labels.bool(), self.answer_ids)
 
 
-def answer_ids(tokenizer) -> torch.Tensor:
-    """Token ids of ``" True"`` and ``" False"`` (the first token of each if a tokenizer splits them)."""
-    ids = [tokenizer(a, add_special_tokens=False)["input_ids"][0] for a in ANSWERS]
-    if ids[0] == ids[1]:
-        raise ValueError(f"the tokenizer maps {ANSWERS} to the same first token {ids[0]}")
-    return torch.tensor(ids)
-
-
-def encode_statements(tokenizer, statements, max_length: int = 64) -> StatementBatch:
-    """Encode ``lls.textdata.Statement`` objects as :data:`PROMPT` prompts (right-padded)."""
-    enc = tokenizer([PROMPT.format(text=s.text) for s in statements], return_tensors="pt", padding=True,
-                    truncation=True, max_length=max_length, padding_side="right")
+def encode_statements(tokenizer, statements, max_length: int = 256) -> StatementBatch:
+    """Encode ``lls.textdata.Statement`` objects with :data:`lls.evaluation.STATEMENT_PROMPT`
+    (the prompt the zero-shot accuracy of :func:`lls.evaluation.statement_scores` reads)."""
+    enc = tokenizer([evaluation.STATEMENT_PROMPT.format(text=s.text) for s in statements],
+                    return_tensors="pt", padding=True, truncation=True, max_length=max_length,
+                    padding_side="right")
     labels = torch.tensor([bool(s.label) for s in statements])
-    return StatementBatch(enc["input_ids"], enc["attention_mask"], labels, answer_ids(tokenizer))
-
-
-def _last_logits(call, batch: StatementBatch) -> torch.Tensor:
-    """``(n, vocab)`` logits at each prompt's last position; ``call`` runs the model."""
-    out = call(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
-    return last_token(out.logits, batch.attention_mask)
+    return StatementBatch(enc["input_ids"], enc["attention_mask"], labels,
+                          torch.tensor(evaluation._answer_token_ids(tokenizer)))
 
 
 def truth_loss(call, batch: StatementBatch) -> torch.Tensor:
-    """Mean cross-entropy (nats) of the correct answer token; a ``batch_loss`` for ParamSpace."""
-    logits = _last_logits(call, batch)
+    """Mean cross-entropy (nats, full vocabulary) of the correct answer token after each prompt.
+
+    ``call`` runs the model (the model itself, or the ``call`` of
+    :meth:`lls.params.ParamSpace.loss_closure`): a ``batch_loss`` for :mod:`lls.params`.
+    """
+    last = batch.attention_mask.sum(dim=1) - 1  # right padding
+    keep, row = torch.unique(last, return_inverse=True)  # the LM head runs on these positions only
+    out = call(input_ids=batch.input_ids, attention_mask=batch.attention_mask, logits_to_keep=keep)
+    logits = out.logits[torch.arange(len(batch)), row]
     target = torch.where(batch.labels, batch.answer_ids[0], batch.answer_ids[1])
     return nn.functional.cross_entropy(logits.float(), target)
-
-
-def truth_margin(call, batch: StatementBatch) -> torch.Tensor:
-    """``(n,)``: ``logit(" True") - logit(" False")`` at each prompt's last position."""
-    logits = _last_logits(call, batch)
-    return (logits[:, batch.answer_ids[0]] - logits[:, batch.answer_ids[1]]).float()
 
 
 # --- CAA and the gradient step ------------------------------------------------------------------
@@ -204,45 +184,53 @@ def gradient_step(space: ParamSpace, batch: StatementBatch, step_norm: float) ->
 class Shift:
     """The mean last-token activation shift of a parameter step, each ``(layers, d_model)``:
     ``measured`` = mean activation after the step minus before, ``predicted`` = the first-order
-    pushforward ``J_theta mean_h . delta``; ``loss_before``/``loss_after`` = :func:`truth_loss`
-    (nats) on the probe prompts before and after the step."""
+    pushforward ``J_theta mean_h . delta`` (``None`` when not asked for); ``loss_before`` /
+    ``loss_after`` = :func:`truth_loss` (nats) on the probe prompts before and after the step."""
 
     measured: torch.Tensor
-    predicted: torch.Tensor
+    predicted: torch.Tensor | None
     loss_before: float
     loss_after: float
 
 
-def activation_shift(space: ParamSpace, delta: torch.Tensor, probe: StatementBatch) -> Shift:
-    """Measure and predict the mean last-token activation shift caused by the step ``delta``.
+def _probe_pass(call, batch: StatementBatch, model: nn.Module, detach: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass: ``(mean last-token activation (layers, d), truth_loss)``."""
+    with record_activations(model, detach=detach) as records:
+        loss = truth_loss(call, batch)
+    acts = torch.stack([last_token(torch.cat(records[i]), batch.attention_mask) for i in records])
+    return acts.mean(dim=1), loss
+
+
+def activation_shift(space: ParamSpace, delta: torch.Tensor, probe: StatementBatch,
+                     predict: bool = True) -> Shift:
+    """Measure (and, if ``predict``, predict) the mean last-token activation shift of the step ``delta``.
 
     Forward passes at ``theta0`` and ``theta0 + delta`` give the measured shift (``delta`` is
-    added in the parameters' own dtype; they are restored exactly afterwards, also on error); :func:`torch.func.jvp` of the mean
-    activation, through :meth:`ParamSpace.loss_closure`, gives the prediction. The jvp runs with
-    PyTorch's math attention kernel, the only one with forward-mode derivatives on CPU.
+    added in the parameters' own dtype; they are restored exactly afterwards, also on error);
+    :func:`torch.func.jvp` of the mean activation, through :meth:`ParamSpace.loss_closure`, gives
+    the prediction. The jvp runs with PyTorch's math attention kernel, the only one with
+    forward-mode derivatives on CPU.
     """
     model = space.model
     params = space.params()
-
-    def mean_acts(call, batch):
-        return last_token_activations(call, batch, model, detach=False).mean(dim=1)
-
     with torch.no_grad():
-        before = mean_acts(model, probe)
-        loss_before = truth_loss(model, probe).item()
+        before, loss_before = _probe_pass(model, probe, model, detach=True)
         saved = [p.detach().clone() for p in params]
         try:
             for p, step in zip(params, space.to_dict(delta).values(), strict=True):
                 p.add_(step.to(p.dtype))
-            after = mean_acts(model, probe)
-            loss_after = truth_loss(model, probe).item()
+            after, loss_after = _probe_pass(model, probe, model, detach=True)
         finally:
             for p, value in zip(params, saved, strict=True):
                 p.copy_(value)
-    theta0 = torch.cat([p.detach().reshape(-1) for p in params])
-    with sdpa_kernel(SDPBackend.MATH):
-        _, predicted = torch.func.jvp(space.loss_closure(mean_acts, probe), (theta0,), (delta.to(theta0.dtype),))
-    return Shift(after - before, predicted.detach(), loss_before, loss_after)
+    predicted = None
+    if predict:
+        theta0 = torch.cat([p.detach().reshape(-1) for p in params])
+        mean_acts = space.loss_closure(lambda call, batch: _probe_pass(call, batch, model, detach=False)[0], probe)
+        with sdpa_kernel(SDPBackend.MATH):
+            _, predicted = torch.func.jvp(mean_acts, (theta0,), (delta.to(theta0.dtype),))
+        predicted = predicted.detach()
+    return Shift(after - before, predicted, loss_before.item(), loss_after.item())
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -253,24 +241,22 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 # --- steering evaluation ------------------------------------------------------------------------
 
 
-@torch.no_grad()
-def steering_metrics(model: nn.Module, batch: StatementBatch, text_ids: torch.Tensor,
-                     layer: int | None = None, vector: torch.Tensor | None = None,
-                     scale: float = 1.0) -> dict[str, float]:
+def steering_metrics(model: nn.Module, tokenizer, statements, text: str, layer: int | None = None,
+                     vector: torch.Tensor | None = None, scale: float = 1.0) -> dict[str, float]:
     """Target and side metrics while ``scale * vector`` is added at ``layer`` (none if ``vector`` is None).
 
-    Returns ``accuracy`` (fraction of prompts whose margin has the label's sign), ``margin``
-    (mean ``logit(" True") - logit(" False")``, nats), ``signed_margin`` (mean margin times +1/-1
-    by label) and ``perplexity`` of ``text_ids`` (``(blocks, tokens)`` of unrelated text; the
-    exponential of the mean next-token cross-entropy).
+    On the labelled ``statements``: ``accuracy`` (fraction whose score
+    ``log p(" True") - log p(" False")`` of :func:`lls.evaluation.statement_scores` has the
+    label's sign), ``margin`` (mean score, nats: how far the model leans to " True") and
+    ``signed_margin`` (mean score times +1/-1 by label). On unrelated ``text``: ``perplexity``
+    (:func:`lls.evaluation.perplexity`).
     """
     steer = contextlib.nullcontext() if vector is None else add_vector(model, layer, vector, scale)
     with steer:
-        margin = truth_margin(model, batch)
-        logits = model(input_ids=text_ids).logits[:, :-1]
-    sign = batch.labels.float() * 2 - 1
-    nll = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), text_ids[:, 1:].reshape(-1))
-    return {"accuracy": float(((margin > 0) == batch.labels).float().mean()),
-            "margin": float(margin.mean()),
-            "signed_margin": float((margin * sign).mean()),
-            "perplexity": float(nll.exp())}
+        scores = evaluation.statement_scores(model, tokenizer, statements)
+        ppl = evaluation.perplexity(model, tokenizer, text)
+    labels = torch.tensor([bool(s.label) for s in statements])
+    return {"accuracy": float(((scores > 0) == labels).float().mean()),
+            "margin": float(scores.mean()),
+            "signed_margin": float((scores * (labels.float() * 2 - 1)).mean()),
+            "perplexity": ppl}

@@ -117,18 +117,19 @@ def test_caa_matches_direct_computation(tiny):
         steering.caa_vectors(acts, torch.ones(len(batch), dtype=torch.bool))
 
 
-def test_truth_loss_and_margin_read_the_answer_tokens(tiny):
+def test_truth_loss_reads_the_answer_token_at_the_last_prompt_position(tiny):
     model, tokenizer = tiny
     batch = _batch(tokenizer)
-    t, f = steering.answer_ids(tokenizer).tolist()
+    t, f = (tokenizer(a, add_special_tokens=False)["input_ids"][0] for a in (" True", " False"))
+    assert batch.answer_ids.tolist() == [t, f]
     with torch.no_grad():
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         last = logits[torch.arange(len(batch)), batch.attention_mask.sum(1) - 1]
-        margin = steering.truth_margin(model, batch)
         loss = steering.truth_loss(model, batch)
-    torch.testing.assert_close(margin, last[:, t] - last[:, f])
+        flipped = steering.truth_loss(model, batch.with_labels(~batch.labels))
     target = torch.tensor([t if lab else f for lab in batch.labels.tolist()])
     torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(last, target))
+    assert not torch.isclose(loss, flipped)
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -168,15 +169,19 @@ def test_pushforward_in_lora_space():
 
 
 def test_steering_metrics_baseline_and_shift(tiny):
+    from lls import evaluation
+
     model, tokenizer = tiny
-    batch = _batch(tokenizer)
-    text = tokenizer(["The river ran past the old mill and into the town."], return_tensors="pt").input_ids
-    base = steering.steering_metrics(model, batch, text)
-    margin = steering.truth_margin(model, batch)
-    assert base["margin"] == pytest.approx(margin.mean().item(), rel=1e-5)
-    assert base["accuracy"] == pytest.approx(((margin > 0) == batch.labels).float().mean().item())
-    assert base["perplexity"] > 1
-    zero = steering.steering_metrics(model, batch, text, 0, torch.zeros(model.config.hidden_size), 5.0)
+    text = "The river ran past the old mill and into the town, where the bakers were at work."
+    base = steering.steering_metrics(model, tokenizer, STATEMENTS, text)
+    scores = evaluation.statement_scores(model, tokenizer, STATEMENTS)
+    labels = torch.tensor([s.label for s in STATEMENTS])
+    assert base["margin"] == pytest.approx(scores.mean().item(), rel=1e-5)
+    assert base["accuracy"] == pytest.approx(((scores > 0) == labels).float().mean().item())
+    assert base["perplexity"] == pytest.approx(evaluation.perplexity(model, tokenizer, text))
+    zero = steering.steering_metrics(model, tokenizer, STATEMENTS, text, 0, torch.zeros(model.config.hidden_size), 5.0)
     assert zero == base
-    moved = steering.steering_metrics(model, batch, text, 0, torch.randn(model.config.hidden_size), 20.0)
+    moved = steering.steering_metrics(model, tokenizer, STATEMENTS, text, 0,
+                                      torch.randn(model.config.hidden_size), 20.0)
     assert moved["perplexity"] != base["perplexity"]
+    assert moved["margin"] != base["margin"]
