@@ -106,7 +106,11 @@ def batch_gradients(space: ParamSpace, batch_loss: BatchLoss, batches: Iterable[
     """One gradient of ``batch_loss(model, batch)`` per batch at the current parameters: ``(n, D)``.
 
     Gradients are taken with :func:`torch.autograd.grad` with respect to the space's parameters
-    only, so no ``.grad`` of the model is touched. Rows are float32.
+    only, so no ``.grad`` of the model is touched. Rows are float32. A loop, not
+    ``torch.func.vmap``: on the book's small models (batches of a few sequences) vmapping the
+    functional gradient over stacked batches was measured no faster (64 batches of 16 sequences
+    of the chapter-2 GPT-2: 0.70 s vmapped against 0.66 s looped, one CPU thread) and it needs
+    batches of equal shapes.
     """
     params = space.params()
     rows = []

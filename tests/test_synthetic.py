@@ -115,9 +115,10 @@ def test_protocol_on_a_micro_model():
     assert [c.id for c in claims] == ["C1", "C2", "C3", "C4", "C10"]
     assert claims[3].value == pytest.approx(1.0, abs=1e-4)
     for fig in (ch.capture_figure([run]), ch.spectrum_figure([run]), ch.drift_figure(run, 2),
-                ch.lag_figure([run]), ch.regime_figure(regimes, cfg.task), ch.accuracy_figure([run], "reverse")):
+                ch.lag_figure([run]), ch.recovery_figure([run], "reverse"), ch.regime_figure(regimes, cfg.task), ch.accuracy_figure([run], "reverse")):
         assert len(fig.data) > 0
     assert "sequential" in ch.regime_table(regimes, cfg.task, cfg.noise_sigma)
+    assert "Measured here" in ch.findings(cfg, [run], regimes)
 
 
 def test_multitask_training_learns_copy():
