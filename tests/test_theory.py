@@ -151,3 +151,30 @@ def test_sigma_explorer_figure_has_one_slider_step_per_dimension():
     assert [s.label for s in steps] == ["1e+01", "1e+02", "1e+03"]
     star_x = [s.args[0]["x"][2][0] for s in steps]
     assert star_x[0] / star_x[1] == pytest.approx(10)  # sigma* ~ 1 / tr H ~ 1 / D
+
+
+def test_pushforward_summary_finds_linear_range_and_slope():
+    x = np.geomspace(1e-8, 1e-2, 7)
+    err = 100 * x + 1e-9 / x  # rounding floor at small steps, first-order remainder at large ones
+    s = chapter.pushforward_summary({"step_norms": 5 * x, "theta_norm": 5.0, "rel_error": err})
+    assert s["linear_up_to"] == pytest.approx(1e-3, rel=0.05)
+    assert s["slope"] == pytest.approx(1.0, abs=0.05)
+    none = chapter.pushforward_summary({"step_norms": x, "theta_norm": 1.0, "rel_error": np.ones(7)})
+    assert none["linear_up_to"] is None
+
+
+def test_theorem1_summary_pools_and_tests_dimension_independence():
+    cfg = presets.resolve("01_theory", "smoke")
+    e_n = theory.expected_max_normal(cfg.t1_n)
+
+    def sweep(ratios):
+        return {10**i: {"ns": [cfg.t1_n], "first": np.array([r * e_n]), "first_se": np.array([0.01 * e_n])}
+                for i, r in enumerate(ratios, start=1)}
+
+    flat = chapter.theorem1_summary(cfg, sweep([1.0, 1.01, 0.99, 1.0]))
+    assert flat["pooled"] == pytest.approx(1.0) and flat["pooled_se"] == pytest.approx(0.005)
+    assert flat["p_value"] > 0.5
+    assert chapter.theorem1_claim(cfg, sweep([1.0, 1.01, 0.99, 1.0])).verdict == "reproduced"
+    rising = sweep([0.9, 1.0, 1.1, 1.2])
+    assert chapter.theorem1_summary(cfg, rising)["p_value"] < 1e-6
+    assert chapter.theorem1_claim(cfg, rising).verdict != "reproduced"

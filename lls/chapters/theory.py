@@ -434,8 +434,9 @@ def pushforward(cfg: Config) -> dict:
 def pushforward_summary(pf: dict, tol: float = 0.1) -> dict:
     """Where the whole-model first-order prediction holds: the largest step (fraction of
     ``||theta||``) whose relative error is below ``tol`` (log-interpolated on the grid; ``None``
-    if none is), and the log-log slope of the error on its rising branch (from the smallest
-    error on, errors below 0.3): below that point rounding of the measured shift dominates."""
+    if none is), and the log-log slope of the error on its rising branch (past the smallest
+    error, errors below 0.3; the minimum itself only if needed for two points): below that
+    rounding of the measured shift dominates."""
     x = np.asarray(pf["step_norms"]) / pf["theta_norm"]
     err = np.asarray(pf["rel_error"])
     below = np.nonzero(err < tol)[0]
@@ -447,7 +448,8 @@ def pushforward_summary(pf: dict, tol: float = 0.1) -> dict:
         j = below[-1]
         t = (math.log(tol) - math.log(err[j])) / (math.log(err[j + 1]) - math.log(err[j]))
         linear_up_to = float(math.exp(math.log(x[j]) + t * (math.log(x[j + 1]) - math.log(x[j]))))
-    fit = (np.arange(len(err)) >= np.argmin(err)) & (err < 0.3)
+    rising = (np.arange(len(err)) > np.argmin(err)) & (err < 0.3)
+    fit = rising if rising.sum() >= 2 else rising | (np.arange(len(err)) == np.argmin(err))
     slope = float(np.polyfit(np.log(x[fit]), np.log(err[fit]), 1)[0]) if fit.sum() >= 2 else math.nan
     return {"linear_up_to": linear_up_to, "slope": slope, "tol": tol}
 
