@@ -185,3 +185,83 @@ def test_steering_metrics_baseline_and_shift(tiny):
                                       torch.randn(model.config.hidden_size), 20.0)
     assert moved["perplexity"] != base["perplexity"]
     assert moved["margin"] != base["margin"]
+
+
+# --- the chapter module: parameters, layer grid, Table 6 and the verdict rules -------------------
+
+
+def _cfg(**values):
+    from lls.presets import resolve
+
+    return resolve("05_steering", "smoke", **values)
+
+
+def test_chapter_checks_reject_bad_models_and_scales():
+    from lls.chapters import steering as ch
+    from lls.errors import ConfigError
+
+    ch.check(_cfg())
+    for bad in ({"models": "no-such-model"}, {"models": "synthetic-gpt2"}, {"scales": "1,x"},
+                {"scales": "-1,0,1"}):
+        with pytest.raises(ConfigError):
+            ch.check(_cfg(**bad))
+    assert ch.scale_list(_cfg(scales="2,-1")) == [-1.0, 2.0]
+
+
+def test_grid_layers_hold_the_steering_layer():
+    from lls.chapters import steering as ch
+    from lls.errors import ConfigError
+
+    assert ch.steering_layer(_cfg(), 30) == 15
+    assert ch.grid_layer_ids(_cfg(grid_layers=4), 30) == [1, 10, 15, 28]
+    assert ch.grid_layer_ids(_cfg(grid_layers=3, layer=4), 30) == [4, 14, 28]
+    assert ch.grid_layer_ids(_cfg(grid_layers=9), 2) == [0, 1]
+    with pytest.raises(ConfigError):
+        ch.steering_layer(_cfg(layer=30), 30)
+
+
+def _grid(step_gain, caa_gain, random_gain):
+    import numpy as np
+
+    from lls.chapters import steering as ch
+
+    base = {"accuracy": 0.5, "margin": 0.0, "signed_margin": 0.0, "perplexity": 10.0}
+    acc = np.full((4, 1, 2), 0.5)
+    acc[:, 0, 1] = 0.5 + np.array([caa_gain, step_gain, 0.0, random_gain]) / 100
+    margin = np.zeros((4, 1, 2))
+    margin[:, 0, 0], margin[:, 0, 1] = -1.0, 1.0
+    ppl = np.full((4, 1, 2), 11.0)
+    return ch.SteeringGrid(model="m", layers=[3], scales=[-1.0, 1.0], vectors=ch.VECTORS, layer=3,
+                           baseline=base, accuracy=acc, margin=margin, signed_margin=margin.copy(),
+                           perplexity=ppl, norms=np.ones(1), n_test=100, side_tokens=64)
+
+
+def test_table6_picks_each_vectors_best_scale_and_c9_verdicts():
+    from lls.chapters import steering as ch
+
+    rows = {r["vector"]: r for r in ch.table6(_grid(4.0, 6.0, 1.0))}
+    assert rows["CAA"]["scale"] == 1.0 and rows["CAA"]["target_gain"] == pytest.approx(6.0)
+    assert rows["step (all params)"]["side_cost"] == pytest.approx(10.0)
+    assert ch.response_similarity(_grid(4.0, 6.0, 1.0), "random") == pytest.approx(1.0)
+    assert ch.c9_claim(_grid(4.0, 6.0, 1.0), "smoke").verdict == "reproduced"
+    assert ch.c9_claim(_grid(2.0, 6.0, 1.0), "smoke").verdict == "partly"
+    assert ch.c9_claim(_grid(1.0, 6.0, 2.0), "smoke").verdict == "not reproduced"
+    assert "| m | CAA | 3 | +1 | +6.0 |" in ch.table6_markdown(list(rows.values()), {"m": _grid(0, 0, 0).baseline})
+
+
+def test_c8_verdicts():
+    import numpy as np
+
+    from lls.chapters import steering as ch
+
+    def found(cos, shuffled=0.05):
+        z = np.zeros((2, 4))
+        return ch.Alignment(model="m", seeds=[0, 1], cos_full=z + cos, cos_full_pred=z, cos_lora=z, cos_lora_pred=z,
+                            cos_shuffled=z + shuffled, caa_split=z, pred_error_full=z, pred_error_lora=z,
+                            null_q95=np.full(4, 0.1), loss_full=z[:, :2], loss_lora=z[:, :2], caa=z, shift_full=z,
+                            shift_lora=z, d_model=4, dim_full=10, dim_lora=2)
+
+    assert ch.c8_claim(found(0.5), 1, "smoke").verdict == "reproduced"
+    assert ch.c8_claim(found(0.3), 1, "smoke").verdict == "partly"
+    assert ch.c8_claim(found(0.3, shuffled=0.4), 1, "smoke").verdict == "not reproduced"
+    assert ch.c8_claim(found(-0.6), 1, "smoke").verdict == "not reproduced"

@@ -41,24 +41,24 @@ PARAMS: dict[str, Param] = {
     "data": Param(str, "labelled statements: the book's facts, or BoolQ questions (hub)",
                   _d("statements", "statements", "boolq"), choices=("statements", "boolq")),
     "n_probe": Param(int, "training statements per seed for the CAA vector and the shift probe",
-                     _d(24, 128, 256), low=4),
+                     _d(24, 48, 256), low=4),
     "step_batch": Param(int, "training statements in the gradient step's batch (disjoint from the probe)",
-                        _d(16, 64, 128), low=2),
+                        _d(16, 32, 128), low=2),
     "n_test": Param(int, "held-out statements for the steering evaluation (at most the split's size)",
-                    _d(16, 132, 500), low=2),
+                    _d(16, 100, 500), low=2),
     "n_seeds": Param(int, "seeds (random data splits) for the alignment", _d(2, 3, 5), low=1, high=20),
-    "step_norm": Param(float, "norm of the full-parameter gradient step", _d(1e-3, 1e-1, 1e-1),
+    "step_norm": Param(float, "norm of the full-parameter gradient step", _d(1e-3, 1e-2, 1e-2),
                        low=1e-8, high=100.0),
     "lora_step_norm": Param(float, "norm of the LoRA-parameter gradient step", _d(1e-3, 1e-2, 1e-2),
                             low=1e-8, high=100.0),
     "lora_rank": Param(int, "LoRA rank (query/value projections)", _d(4, 8, 8), low=1, high=256),
     "layer": Param(int, "steering layer (block index); -1 = the middle block", _d(-1, -1, -1), low=-1),
     "grid_layers": Param(int, "layers in the layer-by-scale steering grid (evenly spaced)",
-                         _d(2, 6, 8), low=1),
+                         _d(2, 4, 8), low=1),
     "scales": Param(str, "comma-separated steering scales, in units of the CAA vector's norm",
-                    _d("-2,2", "-4,-2,-1,1,2,4", "-8,-4,-2,-1,1,2,4,8")),
+                    _d("-2,2", "-4,-1,1,4", "-8,-4,-2,-1,1,2,4,8")),
     "side_tokens": Param(int, "tokens of held-out prose for the perplexity side cost",
-                         _d(64, 256, 1024), low=8),
+                         _d(64, 128, 1024), low=8),
     "n_null": Param(int, "random directions for the cosine null baseline", _d(200, 2000, 2000), low=10),
 }
 
@@ -111,9 +111,14 @@ def steering_layer(cfg: Config, n_layers: int) -> int:
 
 
 def grid_layer_ids(cfg: Config, n_layers: int) -> list[int]:
-    """``cfg.grid_layers`` evenly spaced blocks (first to last), always holding the steering layer."""
-    ids = {int(round(x)) for x in np.linspace(0, n_layers - 1, min(cfg.grid_layers, n_layers))}
-    return sorted(ids | {steering_layer(cfg, n_layers)})
+    """``cfg.grid_layers`` blocks evenly spaced from the second to the second-to-last (all blocks
+    of a model that has fewer), the one nearest the steering layer replaced by it."""
+    lay = steering_layer(cfg, n_layers)
+    if n_layers <= 2:
+        return list(range(n_layers))
+    ids = [int(round(x)) for x in np.linspace(1, n_layers - 2, min(cfg.grid_layers, n_layers - 2))]
+    ids[int(np.argmin([abs(i - lay) for i in ids]))] = lay
+    return sorted(set(ids))
 
 
 @dataclass
