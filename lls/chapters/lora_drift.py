@@ -196,6 +196,12 @@ def halving_lag(overlap: np.ndarray, steps) -> float | None:
     return None
 
 
+def forgotten(r: RunResult) -> bool:
+    """Whether training on B at least doubled the task-A test loss reached after training on A."""
+    task_a = r.pair[0]
+    return r.evals["after B"][task_a]["loss"] >= 2 * r.evals["after A"][task_a]["loss"]
+
+
 def first_k_reaching(curve: np.ndarray, level: float) -> int | None:
     """Smallest k (curve[k-1] is the capture by k rows) with capture >= ``level``, else None."""
     hits = np.nonzero(np.asarray(curve) >= level)[0]
@@ -384,6 +390,7 @@ def summary(cfg: Config, runs: list[RunResult]) -> dict:
            "task_vector": mean_spread([r.task_vector for r in runs]),
            "task_vector_dw": mean_spread([r.task_vector_dw for r in runs]),
            "halving_lag": [halving_lag(r.overlap, r.drift_steps) for r in runs]}
+    out["forgotten"] = [forgotten(r) for r in runs]
     out["task_a_loss"] = {phase: mean_spread([r.evals[phase][r.pair[0]]["loss"] for r in runs])[0]
                           for phase in runs[0].evals}
     groups = sorted({(r.model, r.pair) for r in runs})
@@ -404,12 +411,16 @@ def claims(cfg: Config, runs: list[RunResult]) -> list[Claim]:
     s, seeds = summary(cfg, runs), sorted({r.seed for r in runs})
     c4, c4_sd = s["prefix_at_k_ref"]
     verdict = "reproduced" if c4 >= PAPER_CAPTURE - 0.1 else "partly" if c4 >= 0.5 else "not reproduced"
+    forgot = s["forgotten"]
+    if verdict == "reproduced" and 2 * sum(forgot) < len(forgot):
+        verdict = "partly"  # the protocol's premise (A forgotten, then recovered) failed in most runs
     reach = s["k_reaching_paper"]
     c4_claim = Claim("C4", c4, PAPER_CAPTURE, verdict, unit="fraction", spread=c4_sd, seeds=seeds,
                      note=f"capture of the LoRA recovery displacement by the first k={cfg.k_ref} of "
                           f"{cfg.steps_recover} recovery updates ({len(runs)} runs); 77 % first reached at "
                           f"k = {reach}; mean task-A test loss after A / after B / after recovery: "
-                          + " / ".join(f"{s['task_a_loss'][p]:.2f}" for p in ("after A", "after B", "after recovery")))
+                          + " / ".join(f"{s['task_a_loss'][p]:.2f}" for p in ("after A", "after B", "after recovery"))
+                          + f"; A forgotten (its loss at least doubled during B) in {sum(forgot)} of {len(forgot)} runs")
     ks = s["static_at_k"]
     paper_static = {n: v for n, v in s["static"].items() if n != "Krylov (HVPs)"}
     paper_static["task-A adapter"] = s["task_vector"]
