@@ -14,7 +14,8 @@ The labelled objective is the true/false question of :mod:`lls.evaluation` after
 the prompt's last position.
 
 * :func:`caa_vectors`: mean activation on true minus mean on false statements, every layer.
-* :func:`gradient_step`: one normalised gradient step of :func:`truth_loss` in a parameter space.
+* :func:`gradient_step`: one normalised gradient step of :func:`truth_loss` (or of
+  :func:`contrast_loss`, the two-answer version) in a parameter space.
 * :func:`activation_shift`: the mean last-token activation shift that step causes, measured by
   forward passes before and after, and its first-order pushforward ``J_theta h . delta``
   (:func:`torch.func.jvp`).
@@ -134,14 +135,27 @@ def truth_loss(call, batch: StatementBatch) -> torch.Tensor:
     """Mean cross-entropy (nats, full vocabulary) of the correct answer token after each prompt.
 
     ``call`` runs the model (the model itself, or the ``call`` of
-    :meth:`lls.params.ParamSpace.loss_closure`): a ``batch_loss`` for :mod:`lls.params`.
+    :meth:`lls.params.ParamSpace.loss_closure`): a ``batch_loss`` for :mod:`lls.params`. Much of
+    its gradient is label-independent: it also teaches the *format* (answer " True" or " False"
+    at all); :func:`contrast_loss` has none of that.
     """
-    last = batch.attention_mask.sum(dim=1) - 1  # right padding
+    target = torch.where(batch.labels, batch.answer_ids[0], batch.answer_ids[1])
+    return nn.functional.cross_entropy(_answer_logits(call, batch), target)
+
+
+def contrast_loss(call, batch: StatementBatch) -> torch.Tensor:
+    """Mean cross-entropy (nats) of the correct answer among the two answers only: the softmax is
+    over ``(logit(" True"), logit(" False"))``, so only the label-dependent part is learned."""
+    pair = _answer_logits(call, batch)[:, batch.answer_ids]
+    return nn.functional.cross_entropy(pair, (~batch.labels).long())
+
+
+def _answer_logits(call, batch: StatementBatch) -> torch.Tensor:
+    """``(n, vocab)`` float32 logits at each prompt's last position (right padding)."""
+    last = batch.attention_mask.sum(dim=1) - 1
     keep, row = torch.unique(last, return_inverse=True)  # the LM head runs on these positions only
     out = call(input_ids=batch.input_ids, attention_mask=batch.attention_mask, logits_to_keep=keep)
-    logits = out.logits[torch.arange(len(batch)), row]
-    target = torch.where(batch.labels, batch.answer_ids[0], batch.answer_ids[1])
-    return nn.functional.cross_entropy(logits.float(), target)
+    return out.logits[torch.arange(len(batch)), row].float()
 
 
 # --- CAA and the gradient step ------------------------------------------------------------------
@@ -167,13 +181,14 @@ def caa_vectors(activations: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return activations[:, labels].mean(dim=1) - activations[:, ~labels].mean(dim=1)
 
 
-def gradient_step(space: ParamSpace, batch: StatementBatch, step_norm: float) -> torch.Tensor:
-    """``(D,)``: one gradient-descent step on :func:`truth_loss`, rescaled to norm ``step_norm``.
+def gradient_step(space: ParamSpace, batch: StatementBatch, step_norm: float, loss=truth_loss) -> torch.Tensor:
+    """``(D,)``: one gradient-descent step on ``loss`` (a ``batch_loss``, default :func:`truth_loss`),
+    rescaled to norm ``step_norm``.
 
     The direction is ``-g / |g|`` with ``g`` the gradient at the model's current parameters; the
     model is not changed.
     """
-    grad = batch_gradients(space, truth_loss, [batch])[0]
+    grad = batch_gradients(space, loss, [batch])[0]
     norm = grad.norm()
     if norm == 0:
         raise ValueError("the gradient is zero in this parameter space")

@@ -130,6 +130,9 @@ def test_truth_loss_reads_the_answer_token_at_the_last_prompt_position(tiny):
     target = torch.tensor([t if lab else f for lab in batch.labels.tolist()])
     torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(last, target))
     assert not torch.isclose(loss, flipped)
+    pair = last[:, [t, f]]
+    two_way = -torch.where(batch.labels, pair.log_softmax(-1)[:, 0], pair.log_softmax(-1)[:, 1]).mean()
+    torch.testing.assert_close(steering.contrast_loss(model, batch), two_way)
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -256,7 +259,7 @@ def test_c8_verdicts():
 
     def found(cos, shuffled=0.05):
         z = np.zeros((2, 4))
-        return ch.Alignment(model="m", seeds=[0, 1], cos_full=z + cos, cos_full_pred=z, cos_lora=z, cos_lora_pred=z,
+        return ch.Alignment(model="m", seeds=[0, 1], cos_full=z + cos, cos_full_pred=z, cos_contrast=z, cos_lora=z, cos_lora_pred=z,
                             cos_shuffled=z + shuffled, caa_split=z, pred_error_full=z, pred_error_lora=z,
                             null_q95=np.full(4, 0.1), loss_full=z[:, :2], loss_lora=z[:, :2], caa=z, shift_full=z,
                             shift_lora=z, d_model=4, dim_full=10, dim_lora=2)

@@ -40,9 +40,9 @@ PARAMS: dict[str, Param] = {
                     _d("tiny-llama,tiny-gpt2", "smollm2-135m", "qwen2.5-0.5b,olmo")),
     "data": Param(str, "labelled statements: the book's facts, or BoolQ questions (hub)",
                   _d("statements", "statements", "boolq"), choices=("statements", "boolq")),
-    "n_probe": Param(int, "training statements per seed for the CAA vector and the shift probe",
+    "n_probe": Param(int, "statements (of the CAA half) on which activation shifts are measured",
                      _d(24, 48, 256), low=4),
-    "step_batch": Param(int, "training statements in the gradient step's batch (disjoint from the probe)",
+    "step_batch": Param(int, "statements (of the other half) in the gradient step's batch",
                         _d(16, 32, 128), low=2),
     "n_test": Param(int, "held-out statements for the steering evaluation (at most the split's size)",
                     _d(16, 100, 500), low=2),
@@ -97,9 +97,28 @@ def scale_list(cfg: Config) -> list[float]:
 
 def _statements(cfg: Config, split: str) -> list:
     if cfg.data == "boolq":
-        n = cfg.n_probe + cfg.step_batch if split == "train" else cfg.n_test
-        return textdata.boolq(split, n * (4 if split == "train" else 1))
+        return textdata.boolq(split, 4 * max(cfg.n_probe, cfg.step_batch) if split == "train" else cfg.n_test)
     return textdata.statements(split)
+
+
+def split_halves(statements: list, seed: int) -> tuple[list, list]:
+    """A random split of ``statements`` into two halves, stratified by (topic, label), so both
+    halves hold the same mix of topics among true and among false statements (otherwise CAA
+    would pick up the topic mix of the split, not truth)."""
+    gen = torch.Generator().manual_seed(seed)
+    groups: dict[tuple, list] = {}
+    for s in statements:
+        groups.setdefault((s.topic, bool(s.label)), []).append(s)
+    first, second = [], []
+    for key in sorted(groups):
+        items = groups[key]
+        order = torch.randperm(len(items), generator=gen).tolist()
+        half = len(items) // 2
+        first += [items[i] for i in order[:half]]
+        second += [items[i] for i in order[half:]]
+    mix = torch.Generator().manual_seed(seed + 1)
+    return ([first[i] for i in torch.randperm(len(first), generator=mix).tolist()],
+            [second[i] for i in torch.randperm(len(second), generator=mix).tolist()])
 
 
 def steering_layer(cfg: Config, n_layers: int) -> int:
@@ -126,19 +145,21 @@ class Alignment:
     """Per-seed, per-layer cosines with the CAA vector, each ``(seeds, layers)``:
 
     ``cos_full``/``cos_lora``/``cos_shuffled``: measured mean activation shift of a gradient step
-    in all parameters / LoRA parameters / all parameters on shuffled labels; ``cos_full_pred``,
-    ``cos_lora_pred``: the jvp predictions; ``caa_split``: CAA on the probe half vs CAA on the
-    step half (how reproducible CAA itself is); ``pred_error_full``/``pred_error_lora``: relative
+    in all parameters / LoRA parameters / all parameters on shuffled labels; ``cos_contrast``: a
+    step in all parameters on the two-answer :func:`lls.steering.contrast_loss`; ``cos_full_pred``,
+    ``cos_lora_pred``: the jvp predictions; ``caa_split``: CAA on one half of the data vs CAA on
+    the other (how reproducible CAA itself is); ``pred_error_full``/``pred_error_lora``: relative
     error |measured - predicted| / |predicted|. ``null_q95`` ``(layers,)``: 95th percentile of
     |cosine| between the CAA vector and random Gaussian directions. Losses ``(seeds, 2)``:
     truth loss on the probe before/after each step. Vectors of the first seed, ``(layers, d)``:
-    ``caa``, ``shift_full``, ``shift_lora``. Accuracy of the unsteered model on the probe.
+    ``caa``, ``shift_full``, ``shift_lora``; sizes ``d_model``, ``dim_full``, ``dim_lora``.
     """
 
     model: str
     seeds: list[int]
     cos_full: np.ndarray
     cos_full_pred: np.ndarray
+    cos_contrast: np.ndarray
     cos_lora: np.ndarray
     cos_lora_pred: np.ndarray
     cos_shuffled: np.ndarray
@@ -169,25 +190,30 @@ def alignment(cfg: Config, model_name: str) -> Alignment:
     """C8 for one model: cosines of gradient-step activation shifts with CAA, per seed and layer."""
     model, tokenizer = models.load(model_name)
     train = _statements(cfg, "train")
-    if cfg.n_probe + cfg.step_batch > len(train):
-        raise ConfigError(f"n_probe + step_batch = {cfg.n_probe + cfg.step_batch} exceeds the "
-                          f"{len(train)} training statements.")
+    if max(cfg.n_probe, cfg.step_batch) > len(train) // 2:
+        raise ConfigError(f"n_probe and step_batch must be at most half of the {len(train)} training "
+                          f"statements (got {cfg.n_probe}, {cfg.step_batch}).")
     seeds = [cfg.seed + i for i in range(cfg.n_seeds)]
-    rows: dict[str, list] = {k: [] for k in ("full", "full_pred", "lora", "lora_pred", "shuffled", "split",
-                                              "err_full", "err_lora", "loss_full", "loss_lora")}
+    keys = ("full", "full_pred", "contrast", "lora", "lora_pred", "shuffled", "split", "err_full", "err_lora",
+            "loss_full", "loss_lora")
+    rows: dict[str, list] = {k: [] for k in keys}
     space = ParamSpace(model)
     first: dict[str, torch.Tensor] = {}
-    for seed in tqdm(seeds, desc=f"alignment ({model_name})"):
-        gen = torch.Generator().manual_seed(seed)
-        order = torch.randperm(len(train), generator=gen).tolist()
-        probe = steering.encode_statements(tokenizer, [train[i] for i in order[:cfg.n_probe]])
-        step = steering.encode_statements(
-            tokenizer, [train[i] for i in order[cfg.n_probe:cfg.n_probe + cfg.step_batch]])
+
+    def caa_of(statements):
+        batch = steering.encode_statements(tokenizer, statements)
         with torch.no_grad():
-            caa = steering.caa_vectors(steering.last_token_activations(model, probe, model), probe.labels)
-            caa_step = steering.caa_vectors(steering.last_token_activations(model, step, model), step.labels)
+            return steering.caa_vectors(steering.last_token_activations(model, batch, model), batch.labels)
+
+    for seed in tqdm(seeds, desc=f"alignment ({model_name})"):
+        caa_half, step_half = split_halves(train, seed)
+        caa, caa_other = caa_of(caa_half), caa_of(step_half)
+        probe = steering.encode_statements(tokenizer, caa_half[:cfg.n_probe])
+        step = steering.encode_statements(tokenizer, step_half[:cfg.step_batch])
         full = steering.activation_shift(space, steering.gradient_step(space, step, cfg.step_norm), probe)
-        shuffled_labels = step.labels[torch.randperm(len(step), generator=gen)]
+        contrast = steering.activation_shift(
+            space, steering.gradient_step(space, step, cfg.step_norm, steering.contrast_loss), probe, predict=False)
+        shuffled_labels = step.labels[torch.randperm(len(step), generator=torch.Generator().manual_seed(seed))]
         shuffled = steering.activation_shift(
             space, steering.gradient_step(space, step.with_labels(shuffled_labels), cfg.step_norm), probe,
             predict=False)
@@ -198,8 +224,9 @@ def alignment(cfg: Config, model_name: str) -> Alignment:
                                         probe)
         del peft_model
         for key, value in (("full", _cos(full.measured, caa)), ("full_pred", _cos(full.predicted, caa)),
+                           ("contrast", _cos(contrast.measured, caa)),
                            ("lora", _cos(low.measured, caa)), ("lora_pred", _cos(low.predicted, caa)),
-                           ("shuffled", _cos(shuffled.measured, caa)), ("split", _cos(caa, caa_step)),
+                           ("shuffled", _cos(shuffled.measured, caa)), ("split", _cos(caa, caa_other)),
                            ("err_full", _rel_error(full)), ("err_lora", _rel_error(low)),
                            ("loss_full", [full.loss_before, full.loss_after]),
                            ("loss_lora", [low.loss_before, low.loss_after])):
@@ -213,6 +240,7 @@ def alignment(cfg: Config, model_name: str) -> Alignment:
     stack = {k: np.asarray(v, dtype=float) for k, v in rows.items()}
     return Alignment(
         model=model_name, seeds=seeds, cos_full=stack["full"], cos_full_pred=stack["full_pred"],
+        cos_contrast=stack["contrast"],
         cos_lora=stack["lora"], cos_lora_pred=stack["lora_pred"], cos_shuffled=stack["shuffled"],
         caa_split=stack["split"], pred_error_full=stack["err_full"], pred_error_lora=stack["err_lora"],
         null_q95=np.quantile(null.numpy(), 0.95, axis=1), loss_full=stack["loss_full"],
@@ -360,7 +388,8 @@ def c8_claim(found: Alignment, layer: int, preset: str):
     note = (f"{found.model} ({preset}), block {layer}: cosine of the mean last-token activation shift "
             f"of one gradient step (all parameters) with CAA, over {len(found.seeds)} data splits; nulls: "
             f"random 95 % {found.null_q95[layer]:.2f}, shuffled labels max |cos| "
-            f"{np.abs(found.cos_shuffled[:, layer]).max():.2f}; LoRA step {found.cos_lora[:, layer].mean():.2f}")
+            f"{np.abs(found.cos_shuffled[:, layer]).max():.2f}; LoRA step {found.cos_lora[:, layer].mean():+.2f}, "
+            f"two-answer (labels-only) step {found.cos_contrast[:, layer].mean():+.2f}")
     return Claim("C8", value, C8_PAPER, verdict, note, unit="cosine", spread=spread, seeds=found.seeds)
 
 
@@ -409,6 +438,7 @@ def cosine_figure(found: Alignment, layer: int):
               ("step, LoRA (measured)", found.cos_lora, "#ff7f0e", "solid"),
               ("step, LoRA (jvp prediction)", found.cos_lora_pred, "#ff7f0e", "dot"),
               ("step on shuffled labels", found.cos_shuffled, "#7f7f7f", "dash"),
+              ("two-answer step (labels only)", found.cos_contrast, "#9467bd", "solid"),
               ("CAA on the other half of the data", found.caa_split, "#2ca02c", "solid")]
     for name, values, color, dash in series:
         sd = values.std(axis=0, ddof=1) if values.shape[0] > 1 else None
