@@ -481,6 +481,11 @@ def claims(cfg: Config, t1: dict, p1: dict, l1: dict) -> list[Claim]:
 # --- figures -------------------------------------------------------------------------------------
 
 
+def _vline(x: float, y0: float, y1: float, name: str, **line) -> go.Scatter:
+    """A vertical line as a legend entry (plotly's add_vline misplaces its label on log axes)."""
+    return go.Scatter(x=[x, x], y=[y0, y1], mode="lines", name=name, line={"dash": "dot", "color": "black", **line})
+
+
 def fig_collapse(cfg: Config, t1: dict) -> go.Figure:
     """Best-of-N first-order gain / (sigma ||g||) against N, one curve per D, with e_N."""
     fig = go.Figure()
@@ -524,7 +529,8 @@ def fig_second_order(cfg: Config, t1: dict) -> go.Figure:
                              mode="lines", name="sigma^2 tr H / 2"))
     cross = theory.crossover_dim(cfg.t1_sigma, 1.0, cfg.t1_n, cfg.t1_curvature)
     if d.min() <= cross <= d.max():
-        fig.add_vline(x=cross, line_dash="dot", annotation_text=f"crossover D = {cross:.3g}")
+        fig.add_trace(_vline(cross, min(second.min(), first.min()), max(second.max(), first.max()),
+                             f"crossover D = {cross:.3g}"))
     fig.update_xaxes(type="log", title="D")
     fig.update_yaxes(type="log", title="loss change")
     fig.update_layout(title="Where the shared second-order term takes over", height=440)
@@ -544,15 +550,17 @@ def fig_f1f2(cfg: Config, f: dict) -> go.Figure:
     fig.add_trace(go.Scatter(x=s, y=0.5 * s**2 * abs(f["trace"]), mode="lines",
                              name="sigma^2 |tr H| / 2 (Hutchinson)"), row=1, col=1)
     fig.add_trace(go.Scatter(x=s, y=f["gains"], mode="markers+lines", name="measured gain"), row=1, col=2)
-    fig.add_trace(go.Scatter(x=s, y=[theory.first_order_gain(x, f["grad_norm"], cfg.f1f2_n)
-                                     - theory.second_order_mean(x, f["trace"]) for x in s],
-                             mode="lines", name="sigma ||g|| e_N - sigma^2 tr H / 2"), row=1, col=2)
+    fine = np.geomspace(s[0], s[-1], 80)
+    closed = theory.first_order_gain(fine, f["grad_norm"], cfg.f1f2_n) - theory.second_order_mean(fine, f["trace"])
+    fig.add_trace(go.Scatter(x=fine, y=closed, mode="lines", name="sigma ||g|| e_N - sigma^2 tr H / 2"),
+                  row=1, col=2)
+    top = max(float(np.max(f["gains"])), float(np.max(closed)))
     star = theory.sigma_star(f["grad_norm"], f["trace"], cfg.f1f2_n)
     if math.isfinite(star):
-        fig.add_vline(x=star, line_dash="dot", row=1, col=2, annotation_text="sigma* (closed form)")
+        fig.add_trace(_vline(star, -1.5 * top, 1.5 * top, f"sigma* closed form = {star:.2g}"), row=1, col=2)
     fig.update_xaxes(type="log", title="sigma")
     fig.update_yaxes(type="log", row=1, col=1, title="loss change")
-    fig.update_yaxes(title="loss decrease", row=1, col=2)
+    fig.update_yaxes(title="loss decrease", range=[-1.5 * top, 1.5 * top], row=1, col=2)
     fig.update_layout(title=f"F1/F2 diagnostic on {cfg.model}", height=460)
     return fig
 
@@ -601,10 +609,13 @@ def fig_pushforward(cfg: Config, pf: dict) -> go.Figure:
     """Relative error of the first-order activation shift against the step norm (log-log)."""
     fig = go.Figure()
     x = pf["step_norms"] / pf["theta_norm"]
-    fig.add_trace(go.Scatter(x=x, y=pf["rel_error"], mode="markers+lines", name="||shift - J dtheta|| / ||shift||",
+    err = np.asarray(pf["rel_error"])
+    fig.add_trace(go.Scatter(x=x, y=err, mode="markers+lines", name="||shift - J dtheta|| / ||shift||",
                              marker={"size": 9}))
-    fig.add_trace(go.Scatter(x=x, y=pf["rel_error"][0] * x / x[0], mode="lines", line={"dash": "dot"},
+    j = min(int(np.argmin(err)) + 1, len(x) - 1)  # anchor past the rounding floor
+    fig.add_trace(go.Scatter(x=x, y=err[j] * x / x[j], mode="lines", line={"dash": "dot"},
                              name="slope 1 (second-order remainder)"))
+    fig.add_hline(y=0.1, line_dash="dash", line_color="grey")
     fig.update_xaxes(type="log", title="step norm / ||theta||")
     fig.update_yaxes(type="log", title="relative error")
     fig.update_layout(title=f"Pushforward at block {pf['layer']} of {cfg.model} (float64)", height=420)
@@ -612,33 +623,38 @@ def fig_pushforward(cfg: Config, pf: dict) -> go.Figure:
 
 
 def fig_sigma_explorer(cfg: Config, t1: dict) -> go.Figure:
-    """Expected best-of-N gain against sigma (Theorem 1's closed form) with a slider over D.
+    """Expected best-of-N gain against sigma (Theorem 1's closed form, log scale) with a slider over D.
 
-    Uses the sweep's quadratic (``||g|| = 1``, ``H = curvature I``); the measured best-of-N
-    net gain at ``t1_sigma`` is marked for each D.
+    Uses the sweep's quadratic (``||g|| = 1``, ``H = curvature I``): the first-order gain does not
+    move with D, the net gain ``sigma e_N - sigma^2 curvature D / 2`` peaks at ``sigma*`` and
+    turns negative (off the log axis) at ``2 sigma*``. The measured best-of-N net gain at
+    ``t1_sigma`` is marked for each D where it is positive.
     """
-    sig = np.geomspace(1e-4, 1.0, 80)
+    sig = np.geomspace(1e-5, 1.0, 120)
     first = sig * theory.expected_max_normal(cfg.t1_n)
+
+    def positive(values):
+        return [float(v) if v > 0 else None for v in np.atleast_1d(values)]
+
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=sig, y=first, mode="lines", name="first order sigma ||g|| e_N",
                              line={"dash": "dash"}))
     fig.add_trace(go.Scatter(x=sig, y=first, mode="lines", name="net: sigma ||g|| e_N - sigma^2 tr H / 2",
                              line={"width": 3}))
-    fig.add_trace(go.Scatter(x=[cfg.t1_sigma], y=[0.0], mode="markers", name="measured at sigma (MC)",
+    fig.add_trace(go.Scatter(x=[cfg.t1_sigma], y=[None], mode="markers", name="measured at sigma (MC)",
                              marker={"size": 12, "color": "black"}))
-    fig.add_trace(go.Scatter(x=[cfg.t1_sigma], y=[0.0], mode="markers", name="sigma*",
-                             marker={"size": 12, "symbol": "star", "color": "red"}))
+    fig.add_trace(go.Scatter(x=[cfg.t1_sigma], y=[None], mode="markers", name="sigma*",
+                             marker={"size": 14, "symbol": "star", "color": "red"}))
     frames, labels = [], []
     for d, r in t1.items():
         trace = cfg.t1_curvature * d
         star = theory.sigma_star(1.0, trace, cfg.t1_n)
         net_star = theory.first_order_gain(star, 1.0, cfg.t1_n) - theory.second_order_mean(star, trace)
-        frames.append([{"x": sig, "y": first - theory.second_order_mean(sig, trace)},
-                       {"x": [cfg.t1_sigma], "y": [r["net"]]}, {"x": [star], "y": [net_star]}])
+        frames.append([{"x": sig, "y": positive(first - theory.second_order_mean(sig, trace))},
+                       {"x": [cfg.t1_sigma], "y": positive(r["net"])}, {"x": [star], "y": positive(net_star)}])
         labels.append(f"{d:.0e}")
     fig = plots.slider_figure(frames, labels, fig, [1, 2, 3], "D", active=len(labels) // 2)
     fig.update_xaxes(type="log", title="sigma")
-    top = float(first.max())
-    fig.update_yaxes(range=[-0.5 * top, top], title=f"expected best-of-{cfg.t1_n} loss decrease")
-    fig.update_layout(title="Explore: the best sigma shrinks as D (and tr H) grows", height=460)
+    fig.update_yaxes(type="log", range=[-8, 0.5], title=f"expected best-of-{cfg.t1_n} loss decrease")
+    fig.update_layout(title="Explore: the best sigma, and the best gain, shrink as D (and tr H) grows", height=460)
     return fig
