@@ -3,8 +3,9 @@
 * Theorem 1 (best-of-N, Gaussian local-linear): :func:`expected_max_normal` (``e_N``, exact by
   numerical integration), :func:`first_order_gain`, :func:`second_order_mean`,
   :func:`sigma_star`, :func:`crossover_dim`, and :func:`sample_quadratic`, a Monte-Carlo of
-  Gaussian perturbations of a quadratic loss in any dimension ``D`` that never holds more than
-  :data:`CHUNK` numbers at a time (no ``N x D`` matrix, not even one ``D``-vector per candidate).
+  Gaussian perturbations of a quadratic loss in any dimension ``D`` that holds the gradient (one
+  ``D``-vector) and at most :data:`CHUNK` perturbation numbers at a time (no ``N x D`` matrix,
+  not even one ``D``-vector per candidate).
 * Proposition 1 (density, not mass): :class:`DensityProblem`, a gradient spread over coordinate
   blocks of chosen sizes and signal masses, and :func:`subspace_search_gains`.
 * Lemma 1 (Krylov recovery): :class:`KrylovToy`, a quadratic with a controlled spectrum whose
@@ -104,7 +105,7 @@ def sample_quadratic(dim: int, n_draws: int, sigma: float, grad_norm: float, cur
     ``curvature * I``, ``tr H = curvature * dim``), with ``g`` a fixed random direction of norm
     ``grad_norm`` and ``eps ~ N(0, sigma^2 I)``. Everything is drawn ``CHUNK`` numbers at a time:
     several candidates per chunk when ``dim`` is small, one candidate in several chunks when it
-    is large, so memory stays at O(CHUNK) for any ``dim``. Returns ``(first, second)``, each
+    is large, so memory stays at ``dim + O(CHUNK)`` numbers. Returns ``(first, second)``, each
     ``(n_draws,)`` float64: ``g^T eps`` and ``eps^T H eps / 2`` of every candidate.
     """
     g_gen = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
