@@ -115,6 +115,7 @@ def fake_run(seed: int, prefix_at_3: float, loss_after_b: float) -> ch.RunResult
     prefix[2] = prefix_at_3
     evals = {p: {"plural": {"loss": 0.2, "accuracy": 1.0}, "past_tense": {"loss": 0.2, "accuracy": 1.0}}
              for p in ("start", "after A", "after B", "after recovery")}
+    evals["start"] = {**evals["start"], "plural": {"loss": 2.0, "accuracy": 0.0}}
     evals["after B"] = {**evals["after B"], "plural": {"loss": loss_after_b, "accuracy": 0.5}}
     return ch.RunResult(model="m", pair=("plural", "past_tense"), seed=seed, dim=100, dim_dw=1000, prefix=prefix,
                         prefix_dw=prefix, static={"gradient SVD": np.array([0.01, 0.02])}, task_vector=0.01,
@@ -124,11 +125,12 @@ def fake_run(seed: int, prefix_at_3: float, loss_after_b: float) -> ch.RunResult
 
 def test_c4_verdict_follows_the_stated_rules():
     cfg = resolve("03_lora_drift", "smoke", **TINY)
-    verdict = {c.id: c.verdict for c in ch.claims(cfg, [fake_run(0, 0.8, 1.0), fake_run(1, 0.8, 1.0)])}
+    verdict = {c.id: c.verdict for c in ch.claims(cfg, [fake_run(0, 0.8, 1.5), fake_run(1, 0.8, 1.5)])}
     assert verdict == {"C4": "reproduced", "C2": "reproduced", "C3": "reproduced"}
-    c4 = {c.id: c for c in ch.claims(cfg, [fake_run(0, 0.8, 0.3), fake_run(1, 0.8, 1.0)])}["C4"]
+    c4 = {c.id: c for c in ch.claims(cfg, [fake_run(0, 0.8, 0.3), fake_run(1, 0.8, 1.5)])}["C4"]
     assert c4.verdict == "reproduced"           # A forgotten in half of the runs: no cap
     assert c4.value == pytest.approx(0.8) and c4.spread == pytest.approx(0.0)
     c4 = {c.id: c for c in ch.claims(cfg, [fake_run(0, 0.8, 0.3), fake_run(1, 0.8, 0.3)])}["C4"]
     assert c4.verdict == "partly" and "0 of 2 runs" in c4.note
-    assert {c.id: c.verdict for c in ch.claims(cfg, [fake_run(0, 0.4, 1.0)])}["C4"] == "not reproduced"
+    assert ch.undone(fake_run(0, 0.8, 1.1)) == pytest.approx(0.5)
+    assert {c.id: c.verdict for c in ch.claims(cfg, [fake_run(0, 0.4, 1.5)])}["C4"] == "not reproduced"
