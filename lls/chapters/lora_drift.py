@@ -397,6 +397,8 @@ def summary(cfg: Config, runs: list[RunResult]) -> dict:
            "halving_lag": [halving_lag(r.overlap, r.drift_steps) for r in runs]}
     out["undone"] = [undone(r) for r in runs]
     out["forgotten"] = [u >= 0.5 for u in out["undone"]]
+    kept = [r.prefix[k - 1] for r, f in zip(runs, out["forgotten"], strict=True) if f]
+    out["prefix_at_k_ref_forgotten"] = mean_spread(kept) if kept else (None, None)
     out["task_a_loss"] = {phase: mean_spread([r.evals[phase][r.pair[0]]["loss"] for r in runs])[0]
                           for phase in runs[0].evals}
     groups = sorted({(r.model, r.pair) for r in runs})
@@ -462,6 +464,7 @@ def extra_numbers(cfg: Config, runs: list[RunResult]) -> dict:
             "weight_change_dim": runs[0].dim_dw,
             **{f"task_A_loss_{phase}": v for phase, v in s["task_a_loss"].items()},
             "fraction_of_A_gain_undone_by_B": s["undone"],
+            "prefix_at_k_ref_where_A_forgotten": s["prefix_at_k_ref_forgotten"][0],
             "seconds_per_run": [round(sum(r.seconds.values()), 1) for r in runs],
             "cpu_seconds_per_run": [round(r.cpu_seconds, 1) for r in runs]}
 
