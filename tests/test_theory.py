@@ -178,3 +178,17 @@ def test_theorem1_summary_pools_and_tests_dimension_independence():
     rising = sweep([0.9, 1.0, 1.1, 1.2])
     assert chapter.theorem1_summary(cfg, rising)["p_value"] < 1e-6
     assert chapter.theorem1_claim(cfg, rising).verdict != "reproduced"
+
+
+def test_claim_texts_keep_markdown_tables_intact():
+    cfg = presets.resolve("01_theory", "smoke")
+    e_n = theory.expected_max_normal(cfg.t1_n)
+    t1 = {10: {"ns": [cfg.t1_n], "first": np.array([e_n]), "first_se": np.array([0.01])},
+          100: {"ns": [cfg.t1_n], "first": np.array([e_n]), "first_se": np.array([0.01])}}
+    p1 = {"rows": [{"name": "A", "gain": 2.0, "density": 2.0}, {"name": "full", "gain": 1.0, "density": 1.0}],
+          "rho_density": 1.0, "rho_mass": -1.0}
+    l1 = {"gd": {"residual": np.array([1e-15]), "prefix": np.array([1.0]), "krylov": np.array([1.0])},
+          "adam": {"residual": np.array([0.5])}}
+    for claim in chapter.claims(cfg, t1, p1, l1):
+        assert "|" not in claim.note + claim.unit, claim.id  # a pipe would split the scorecard's cells
+    assert [c.verdict for c in chapter.claims(cfg, t1, p1, l1)] == ["reproduced"] * 3

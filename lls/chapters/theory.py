@@ -199,10 +199,10 @@ def theorem1_claim(cfg: Config, t1: dict) -> Claim:
     on_target = abs(s["pooled"] - 1) < 3 * s["pooled_se"]
     flat = s["p_value"] > 0.01
     verdict = "reproduced" if on_target and flat else ("partly" if on_target or flat else "not reproduced")
-    note = (f"Monte-Carlo best-of-{cfg.t1_n} first-order gain / (sigma ||g|| e_N) for D = 10 .. "
+    note = (f"Monte-Carlo best-of-{cfg.t1_n} first-order gain / (σ‖g‖e_N) for D = 10 .. "
             f"{max(t1):.0e}, pooled over D (1 = Theorem 1); test that all D agree: chi2 = {s['chi2']:.1f} "
-            f"on {len(t1) - 1} dof, p = {s['p_value']:.2f}; largest |z| against 1: {s['max_z']:.1f}")
-    return Claim("C5", s["pooled"], 1.0, verdict, note, unit="x sigma||g||e_N", spread=s["pooled_se"])
+            f"on {len(t1) - 1} dof, p = {s['p_value']:.2f}; largest abs(z) against 1: {s['max_z']:.1f}")
+    return Claim("C5", s["pooled"], 1.0, verdict, note, unit="× σ‖g‖e_N", spread=s["pooled_se"])
 
 
 # --- 2. F1/F2 on a real model --------------------------------------------------------------------
@@ -465,7 +465,7 @@ def claims(cfg: Config, t1: dict, p1: dict, l1: dict) -> list[Claim]:
     ranking_ok = [r["name"] for r in rows] == by_density
     c6 = Claim("C6", p1["rho_density"], None,
                "reproduced" if ranking_ok else ("partly" if p1["rho_density"] >= 0.8 else "not reproduced"),
-               f"constructed problem, D = {cfg.p1_dim}, best-of-{cfg.p1_n} at fixed E||eps||^2: Spearman rank "
+               f"constructed problem, D = {cfg.p1_dim}, best-of-{cfg.p1_n} at fixed E‖ε‖²: Spearman rank "
                f"correlation of gain with density {p1['rho_density']:.2f}, with mass {p1['rho_mass']:.2f}; "
                f"measured order {' > '.join(r['name'] for r in rows)}", unit="Spearman rho")
     worst = float(np.max(l1["gd"]["residual"]))
