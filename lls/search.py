@@ -339,9 +339,22 @@ class F1F2Result:
         """Standard error of the mean of F2 per sigma, (S,)."""
         return self.f2.std(axis=1, ddof=1) / np.sqrt(self.f2.shape[1])
 
-    def linear(self, margin: float = 1.0) -> np.ndarray:
-        """Boolean (S,): sigmas where the F1 spread exceeds ``margin`` times ``|mean F2|``."""
-        return self.f1_spread > margin * np.abs(self.f2_mean)
+    @property
+    def odd_deviation(self) -> np.ndarray:
+        """(S,) relative change of F1/sigma from the smallest sigma, ``||F1_s/s - F1_0/s_0|| / ||F1_0/s_0||``.
+
+        The same eps_i are used at every sigma, so this is free of sampling noise: near 0 where the
+        odd part is linear in sigma, large where third-order terms have grown into F1.
+        """
+        scaled = self.f1 / self.sigmas[:, None]
+        i0 = int(np.argmin(self.sigmas))
+        return np.linalg.norm(scaled - scaled[i0], axis=1) / np.linalg.norm(scaled[i0])
+
+    def linear(self, margin: float = 1.0, odd_tol: float | None = None) -> np.ndarray:
+        """Boolean (S,): sigmas where the F1 spread exceeds ``margin`` times ``|mean F2|`` and, if
+        ``odd_tol`` is given, :attr:`odd_deviation` is at most ``odd_tol``."""
+        ok = self.f1_spread > margin * np.abs(self.f2_mean)
+        return ok if odd_tol is None else ok & (self.odd_deviation <= odd_tol)
 
     @property
     def grad_norm(self) -> np.ndarray:

@@ -48,7 +48,7 @@ def fake_search(sigma, grad_norm, trace, n, seed, scale=1.0, base=2.0, dim=1000)
 
 def fake_curves(scale=1.0, grad_norm=3.0, trace=100.0):
     sigmas = np.array([1e-3, 1e-2, 1e-1])
-    runs = [fake_search(s, grad_norm, trace, 512, j, scale) for j, s in enumerate(sigmas)]
+    runs = [fake_search(s, grad_norm, trace, 512, 0, scale) for s in sigmas]  # same eps at every sigma
     diag = F1F2Result(sigmas=sigmas, f1=np.stack([r.f1 for r in runs]), f2=np.stack([r.f2 for r in runs]),
                       base=2.0, dim=1000, runs=runs)
     return ch.Curves("fake", 1000, diag, grad_norm, trace, 1.0)
@@ -73,20 +73,26 @@ def test_linear_sigma_is_the_largest_local_linear_sigma():
     curves = fake_curves()
     assert curves.diag.linear().tolist() == [True, True, False]
     assert ch.linear_sigma(curves.diag) == pytest.approx(1e-2)
+    # an odd part that stops scaling with sigma (third-order terms) is not local-linear either
+    curves.diag.f1[1] *= 1.5
+    assert ch.linear_sigma(curves.diag) == pytest.approx(1e-3)
 
 
 def test_c5_ratios_are_one_for_a_gaussian_first_order_signal():
-    rows = ch.c5_ratios([fake_curves()], fake_ranking([5, 4, 3, 2, 1]))
+    rows = ch.c5_ratios([fake_curves()], [fake_ranking([5, 4, 3, 2, 1])])
     ratios = np.array([r["ratio"] for r in rows])
     assert len(rows) == 2 + 10  # two local-linear sigmas, five subspaces x two seeds
+    assert {r["sigma"] for r in rows if r["space"] == "fake"} == {1e-3, 1e-2}
     assert np.all(np.abs(ratios - 1) < 0.25)
 
 
 def test_claims_follow_the_measurements():
-    good = ch.claims([fake_curves()], fake_ranking([5, 4, 3, 2, 1]), [0])
+    follows, reversed_ = fake_ranking([5, 4, 3, 2, 1]), fake_ranking([1, 2, 3, 4, 5])
+    good = ch.claims([fake_curves()], follows, follows, [0])
     assert [c.verdict for c in good] == ["reproduced", "reproduced"]
     assert good[1].value == pytest.approx(1.0)
-    bad = ch.claims([fake_curves(scale=0.3)], fake_ranking([1, 2, 3, 4, 5], scale=0.3), [0])
+    assert ch.claims([fake_curves()], follows, reversed_, [0])[1].verdict == "partly"
+    bad = ch.claims([fake_curves(scale=0.3)], reversed_, fake_ranking([1, 2, 3, 4, 5], scale=0.3), [0])
     assert [c.verdict for c in bad] == ["not reproduced", "not reproduced"]
     assert bad[1].value == pytest.approx(-1.0)
 

@@ -198,6 +198,7 @@ def test_f1_f2_on_an_exact_quadratic():
     assert res.trace[1] == pytest.approx(float(h_diag.sum()), rel=0.1)
     assert res.linear().tolist() == [True, True]
     assert res.linear(margin=1e4).tolist() == [False, False]
+    np.testing.assert_allclose(res.odd_deviation, 0, atol=1e-4)  # F1 is exactly linear in sigma here
 
 
 def test_gain_curve_and_best():
@@ -231,3 +232,20 @@ def test_randopt_on_a_toy_classifier():
     assert_bitwise_equal(before, model)
     assert res.top == sorted(range(12), key=lambda i: -res.scores[i])[:3]
     assert len(res.member_accuracy) == 3 and 0 <= res.ensemble_accuracy <= 1
+
+
+def test_odd_deviation_detects_a_cubic_term():
+    d = 50
+    g = torch.randn(d, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    model = nn.Linear(d, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.zero_()
+
+    def loss():
+        s = float(g @ model.weight.reshape(-1))
+        return s + 2.0 * s**3
+
+    res = f1_f2(ParamSpace(model), loss, [1e-4, 1e-3, 0.1], n_pairs=20, seed=0, progress=False)
+    assert res.odd_deviation[1] < 0.01 < 0.2 < res.odd_deviation[2]
+    assert res.linear(odd_tol=0.2).tolist() == [True, True, False]
+    assert res.linear().tolist() == [True, True, True]  # F2 is zero: the F2 test alone cannot see it
