@@ -151,7 +151,7 @@ def cpu_model():
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| model | way | D | N | evals/s | peak RSS (MiB) | tensors held (MiB) | max |Δloss| vs engine |",
+    lines = ["| model | way | D | N | evals/s | peak RSS (MiB) | tensors held (MiB) | max abs Δloss vs engine |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r.model} | {r.way} | {r.dim:,} | {r.n} | {r.evals_per_s:.2f} | {r.peak_rss_mib:.0f} | "

@@ -486,7 +486,7 @@ def claims(curves: list[Curves], local: Ranking, practical: Ranking, seeds: list
     dims = sorted({r["dim"] for r in rows})
     c5 = Claim("C5", median, None, v5,
                f"median over {len(ratios)} local-linear searches of measured best-of-N first-order gain / "
-               f"(sigma ||U^T g|| e_N), in spaces of dimension {dims[0]:,} to {dims[-1]:,} (1 = Theorem 1); "
+               f"(σ‖Uᵀg‖ e_N), in spaces of dimension {dims[0]:,} to {dims[-1]:,} (1 = Theorem 1); "
                f"range {ratios.min():.2f}-{ratios.max():.2f}",
                unit="ratio", spread=float(ratios.std(ddof=1)) if len(ratios) > 1 else None, seeds=seeds)
     held, parts = 0, []
@@ -497,7 +497,7 @@ def claims(curves: list[Curves], local: Ranking, practical: Ranking, seeds: list
         parts.append(f"{label} norm r={ranking.norm:.2g}: rho(density) {d_mean:.2f}, rho(mass) {m_mean:.2f}")
     d_mean, d_sd = mean_spread(local.spearman("density"))
     c6 = Claim("C6", d_mean, None, {2: "reproduced", 1: "partly", 0: "not reproduced"}[held],
-               f"Spearman rank correlation of measured best-of-{local.n} gain with density ||U^T g||^2/k over "
+               f"Spearman rank correlation of measured best-of-{local.n} gain with density ‖Uᵀg‖²/k over "
                f"{len(local.names)} subspaces at a fixed norm; " + "; ".join(parts),
                unit="Spearman rho", spread=d_sd, seeds=local.seeds)
     return [c5, c6]
