@@ -268,3 +268,25 @@ def test_c8_verdicts():
     assert ch.c8_claim(found(0.3), 1, "smoke").verdict == "partly"
     assert ch.c8_claim(found(0.3, shuffled=0.4), 1, "smoke").verdict == "not reproduced"
     assert ch.c8_claim(found(-0.6), 1, "smoke").verdict == "not reproduced"
+
+
+def test_explorer_figure_has_one_slider_step_per_block_and_valid_json():
+    import json
+
+    import numpy as np
+
+    from lls.chapters import steering as ch
+
+    grid = _grid(4.0, 6.0, 1.0)
+    grid.accuracy[3, 0, 0] = np.nan  # not measured
+    fig = ch.explorer_figure(grid)
+    assert [step["label"] for step in fig.layout.sliders[0].steps] == ["3"]
+    assert len(fig.data) == 2 * len(ch.VECTORS)
+    text = json.dumps(fig.to_plotly_json(), default=list, allow_nan=False)
+    assert "NaN" not in text
+    fig2 = ch.cosine_figure(ch.Alignment(
+        model="m", seeds=[0, 1], **{k: np.zeros((2, 3)) for k in (
+            "cos_full", "cos_full_pred", "cos_contrast", "cos_lora", "cos_lora_pred", "cos_shuffled", "caa_split",
+            "pred_error_full", "pred_error_lora", "loss_full", "loss_lora", "caa", "shift_full", "shift_lora")},
+        null_q95=np.full(3, 0.1), d_model=3, dim_full=10, dim_lora=2), layer=1)
+    assert len(fig2.data) == 8

@@ -54,7 +54,7 @@ PARAMS: dict[str, Param] = {
     "lora_rank": Param(int, "LoRA rank (query/value projections)", _d(4, 8, 8), low=1, high=256),
     "layer": Param(int, "steering layer (block index); -1 = the middle block", _d(-1, -1, -1), low=-1),
     "grid_layers": Param(int, "layers in the layer-by-scale steering grid (evenly spaced)",
-                         _d(2, 4, 8), low=1),
+                         _d(2, 3, 8), low=1),
     "scales": Param(str, "comma-separated steering scales, in units of the CAA vector's norm",
                     _d("-2,2", "-4,-1,1,4", "-8,-4,-2,-1,1,2,4,8")),
     "side_tokens": Param(int, "tokens of held-out prose for the perplexity side cost",
@@ -63,6 +63,8 @@ PARAMS: dict[str, Param] = {
 }
 
 VECTORS = ("CAA", "step (all params)", "step (LoRA)", "random")
+#: Vectors evaluated at every grid block; the others only at the steering block (to save time).
+GRID_VECTORS = ("CAA", "step (all params)")
 
 
 def check(cfg: Config) -> None:
@@ -254,7 +256,8 @@ class SteeringGrid:
     """Steering results for one model. ``layers`` ``(G,)`` grid blocks, ``scales`` ``(S,)``,
     ``vectors`` (names, :data:`VECTORS`), ``layer`` the steering layer; ``baseline`` the unsteered
     metrics; ``accuracy``, ``margin``, ``signed_margin``, ``perplexity``: ``(V, G, S)`` arrays
-    while each vector (rescaled to the CAA vector's norm at that layer) is added with each scale;
+    while each vector (rescaled to the CAA vector's norm at that layer) is added with each scale
+    (NaN where not measured: vectors outside :data:`GRID_VECTORS` only at the steering layer);
     ``norms`` ``(G,)`` CAA norms; ``n_test`` statements, ``side_tokens`` tokens of prose."""
 
     model: str
@@ -298,9 +301,11 @@ def steering_grid(cfg: Config, model_name: str) -> SteeringGrid:
            "step (LoRA)": torch.from_numpy(found.shift_lora), "random": random_dirs}
     norms = caa.norm(dim=-1)
     metrics = ("accuracy", "margin", "signed_margin", "perplexity")
-    out = {m: np.zeros((len(VECTORS), len(grid), len(scales))) for m in metrics}
+    out = {m: np.full((len(VECTORS), len(grid), len(scales)), np.nan) for m in metrics}
     baseline = steering.steering_metrics(model, tokenizer, test, text)
-    jobs = [(v, g, s) for v in range(len(VECTORS)) for g in range(len(grid)) for s in range(len(scales))]
+    lay = steering_layer(cfg, n_layers)
+    jobs = [(v, g, s) for v, name in enumerate(VECTORS) for g, layer in enumerate(grid) for s in range(len(scales))
+            if name in GRID_VECTORS or layer == lay]
     for v, g, s in tqdm(jobs, desc=f"steering grid ({model_name})"):
         layer = grid[g]
         vector = raw[VECTORS[v]][layer]
@@ -309,7 +314,7 @@ def steering_grid(cfg: Config, model_name: str) -> SteeringGrid:
         for m in metrics:
             out[m][v, g, s] = result[m]
     return SteeringGrid(model=model_name, layers=grid, scales=scales, vectors=VECTORS,
-                        layer=steering_layer(cfg, n_layers), baseline=baseline, norms=norms[grid].numpy(),
+                        layer=lay, baseline=baseline, norms=norms[grid].numpy(),
                         n_test=len(test), side_tokens=cfg.side_tokens, **out)
 
 
@@ -355,10 +360,13 @@ def table6_markdown(rows: list[dict], baselines: dict[str, dict]) -> str:
 
 def response_similarity(grid: SteeringGrid, vector: str, reference: str = "CAA") -> float:
     """Pearson correlation, over the whole layer-by-scale grid, of the lean (mean margin change)
-    that ``vector`` causes with the lean ``reference`` causes: 1 = steers exactly alike."""
+    that ``vector`` causes with the lean ``reference`` causes, where both were measured: 1 = steers
+    exactly alike."""
     a = grid.at(vector, "margin").ravel() - grid.baseline["margin"]
     b = grid.at(reference, "margin").ravel() - grid.baseline["margin"]
-    if a.std() == 0 or b.std() == 0:
+    both = np.isfinite(a) & np.isfinite(b)
+    a, b = a[both], b[both]
+    if len(a) < 2 or a.std() == 0 or b.std() == 0:
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])
 
@@ -469,14 +477,20 @@ def explorer_figure(grid: SteeringGrid):
     active = grid.layers.index(grid.layer)
     for col, values in ((1, gain), (2, cost)):
         for v, name in enumerate(grid.vectors):
-            fig.add_trace(go.Scatter(x=grid.scales, y=values[v, active], mode="lines+markers", name=name,
+            fig.add_trace(go.Scatter(x=grid.scales, y=_json_list(values[v, active]), mode="lines+markers", name=name,
                                      line={"color": colors.get(name)}, legendgroup=name, showlegend=col == 1),
                           row=1, col=col)
-    frames = [[{"y": values[v, g]} for values in (gain, cost) for v in range(len(grid.vectors))]
+    frames = [[{"y": _json_list(values[v, g])} for values in (gain, cost) for v in range(len(grid.vectors))]
               for g in range(len(grid.layers))]
     fig = slider_figure(frames, [str(layer) for layer in grid.layers], fig,
                         list(range(2 * len(grid.vectors))), "steering at block", active=active)
     fig.update_xaxes(title_text="scale (× CAA norm at the block)")
-    fig.update_layout(title=f"Steering explorer ({grid.model}, {grid.n_test} held-out statements)",
+    fig.update_layout(title=f"Steering explorer ({grid.model}, {grid.n_test} held-out statements; "
+                            f"LoRA step and random only at block {grid.layer})",
                       height=460, legend={"orientation": "h", "y": -0.3})
     return fig
+
+
+def _json_list(values: np.ndarray) -> list:
+    """A list of floats with ``None`` for NaN (not measured), which JSON and plotly accept."""
+    return [None if not np.isfinite(x) else float(x) for x in values]
