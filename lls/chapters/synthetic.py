@@ -453,7 +453,7 @@ def regime_table(regime_runs: list[RegimeRun], task: str, sigma: float) -> str:
 
 # --- figures ----------------------------------------------------------------------------------
 
-def _band(fig, x, ys, name, color, row=None, col=None, dash=None):
+def _band(fig, x, ys, name, color, row=None, col=None, dash=None, legend=True):
     """Mean line with a ±1 sd error band over seeds (``ys``: (seeds, len(x)))."""
     import plotly.graph_objects as go
 
@@ -461,6 +461,7 @@ def _band(fig, x, ys, name, color, row=None, col=None, dash=None):
     mean, sd = ys.mean(0), (ys.std(0, ddof=1) if len(ys) > 1 else np.zeros(ys.shape[1]))
     kw = {} if row is None else {"row": row, "col": col}
     fig.add_trace(go.Scatter(x=list(x), y=mean, name=name, mode="lines+markers", legendgroup=name,
+                             showlegend=legend,
                              line={"color": color, "dash": dash},
                              error_y={"type": "data", "array": sd, "visible": len(ys) > 1}), **kw)
 
@@ -514,10 +515,11 @@ def spectrum_figure(runs: list[SeedRun]):
     for point in ("θ0", "θ_f", "unstructured"):
         sv = np.array([r.spectra[point] / r.spectra[point][0] for r in runs])
         _band(fig, range(1, sv.shape[1] + 1), sv, point, COLORS[point], 1, 1)
-        _band(fig, runs[0].rank_n, [r.eff_rank[point] for r in runs], point, COLORS[point], 1, 2)
+        _band(fig, runs[0].rank_n, [r.eff_rank[point] for r in runs], point, COLORS[point], 1, 2,
+              legend=False)
     _band(fig, runs[0].drift_steps, [r.drift_eff_rank for r in runs], "along recovery", "#d62728", 1, 3)
     _band(fig, runs[0].drift_steps, [r.drift_eff_rank_random for r in runs], "unstructured", COLORS["random"],
-          1, 3, dash="dot")
+          1, 3, dash="dot", legend=False)
     fig.update_yaxes(type="log", row=1, col=1)
     fig.update_xaxes(title_text="i", row=1, col=1)
     fig.update_xaxes(title_text="n", type="log", row=1, col=2)
@@ -583,7 +585,7 @@ def regime_figure(regime_runs: list[RegimeRun], task: str):
         if runs:
             _band(fig, runs[0].sigmas, [r.noise_accuracy.mean(1) for r in runs], regime, colors[regime], 1, 1)
             _band(fig, runs[0].forget_steps, [r.forget_accuracy for r in runs], regime, colors[regime], 1, 2,
-                  dash="dash")
+                  dash="dash", legend=False)
     fig.update_xaxes(title_text="noise σ (every weight)", row=1, col=1)
     fig.update_xaxes(title_text="forgetting step", row=1, col=2)
     fig.update_yaxes(range=[0, 1.02])
