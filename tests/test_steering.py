@@ -240,12 +240,14 @@ def _grid(step_gain, caa_gain, random_gain):
 
 
 def test_table6_picks_each_vectors_best_scale_and_c9_verdicts():
+    import numpy as np
+
     from lls.chapters import steering as ch
 
     rows = {r["vector"]: r for r in ch.table6(_grid(4.0, 6.0, 1.0))}
     assert rows["CAA"]["scale"] == 1.0 and rows["CAA"]["target_gain"] == pytest.approx(6.0)
     assert rows["step (all params)"]["side_cost"] == pytest.approx(10.0)
-    assert ch.response_similarity(_grid(4.0, 6.0, 1.0), "random") == pytest.approx(1.0)
+    assert np.isnan(ch.response_similarity(_grid(4.0, 6.0, 1.0), "random"))  # two points only
     assert ch.c9_claim(_grid(4.0, 6.0, 1.0), "smoke").verdict == "reproduced"
     assert ch.c9_claim(_grid(2.0, 6.0, 1.0), "smoke").verdict == "partly"
     assert ch.c9_claim(_grid(1.0, 6.0, 2.0), "smoke").verdict == "not reproduced"

@@ -366,7 +366,7 @@ def response_similarity(grid: SteeringGrid, vector: str, reference: str = "CAA")
     b = grid.at(reference, "margin").ravel() - grid.baseline["margin"]
     both = np.isfinite(a) & np.isfinite(b)
     a, b = a[both], b[both]
-    if len(a) < 2 or a.std() == 0 or b.std() == 0:
+    if len(a) < 3 or a.std() == 0 or b.std() == 0:
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])
 
