@@ -92,7 +92,7 @@ def test_claims_follow_the_measurements():
     assert [c.verdict for c in good] == ["reproduced", "reproduced"]
     assert good[1].value == pytest.approx(1.0)
     assert ch.claims([fake_curves()], follows, reversed_, [0])[1].verdict == "partly"
-    bad = ch.claims([fake_curves(scale=0.3)], reversed_, fake_ranking([1, 2, 3, 4, 5], scale=0.3), [0])
+    bad = ch.claims([fake_curves(scale=0.3)], fake_ranking([1, 2, 3, 4, 5], scale=0.3), reversed_, [0])
     assert [c.verdict for c in bad] == ["not reproduced", "not reproduced"]
     assert bad[1].value == pytest.approx(-1.0)
 
