@@ -292,3 +292,21 @@ def test_explorer_figure_has_one_slider_step_per_block_and_valid_json():
             "pred_error_full", "pred_error_lora", "loss_full", "loss_lora", "caa", "shift_full", "shift_lora")},
         null_q95=np.full(3, 0.1), d_model=3, dim_full=10, dim_lora=2), layer=1)
     assert len(fig2.data) == 8
+
+
+def test_split_halves_keep_true_and_false_twins_together():
+    from lls import textdata
+    from lls.chapters import steering as ch
+
+    train = textdata.statements("train")
+    groups = ch.fact_groups(train)
+    assert sum(len(g) for g in groups) == len(train)
+    assert all(len(g) == 2 and g[0].label and not g[1].label and g[0].topic == g[1].topic for g in groups)
+    first, second = ch.split_halves(train, seed=3)
+    assert sorted(s.text for s in first + second) == sorted(s.text for s in train)
+    subjects = lambda half: {s.text.rsplit(" ", 1)[0] for s in half}  # noqa: E731
+    assert not subjects(first) & subjects(second)  # no fact on both sides
+    assert abs(len(first) - len(second)) <= 2 * len(textdata.STATEMENT_TOPICS)
+    assert first != ch.split_halves(train, seed=4)[0]
+    lone = [textdata.Statement("Is the sky blue?", True, "boolq"), textdata.Statement("Is ice hot?", False, "boolq")]
+    assert ch.fact_groups(lone) == [lone]  # common prefix "Is " pairs them: harmless, both kept

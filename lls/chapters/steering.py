@@ -103,21 +103,45 @@ def _statements(cfg: Config, split: str) -> list:
     return textdata.statements(split)
 
 
+def fact_groups(statements: list) -> list[list]:
+    """Group each true statement with the false statement of its topic that shares the longest
+    text prefix (its false twin, e.g. "The capital of Peru is Lima." / "... is Quito."); one with
+    no common prefix at all stays alone. Unpaired data (BoolQ) get arbitrary pairs, which only
+    move together in :func:`split_halves`. Groups keep the input order of their first member."""
+    import os
+
+    groups, taken = [], set()
+    for i, s in enumerate(statements):
+        if not s.label or i in taken:
+            continue
+        partners = [j for j, f in enumerate(statements) if not f.label and j not in taken and f.topic == s.topic]
+        j = max(partners, key=lambda j: len(os.path.commonprefix([s.text, statements[j].text])), default=None)
+        taken.add(i)
+        if j is not None and os.path.commonprefix([s.text, statements[j].text]).strip():
+            taken.add(j)
+            groups.append((i, [s, statements[j]]))
+        else:
+            groups.append((i, [s]))
+    groups += [(i, [s]) for i, s in enumerate(statements) if i not in taken]
+    return [g for _, g in sorted(groups, key=lambda item: item[0])]
+
+
 def split_halves(statements: list, seed: int) -> tuple[list, list]:
-    """A random split of ``statements`` into two halves, stratified by (topic, label), so both
-    halves hold the same mix of topics among true and among false statements (otherwise CAA
-    would pick up the topic mix of the split, not truth)."""
+    """A random split of ``statements`` into two halves by fact, stratified by topic: the true and
+    false versions of a fact (:func:`fact_groups`) stay together, so CAA within a half contrasts
+    the same subjects, and both halves hold the same mix of topics. Otherwise CAA picks up which
+    subjects landed on which side, not truth."""
     gen = torch.Generator().manual_seed(seed)
-    groups: dict[tuple, list] = {}
-    for s in statements:
-        groups.setdefault((s.topic, bool(s.label)), []).append(s)
+    by_topic: dict[str, list] = {}
+    for group in fact_groups(statements):
+        by_topic.setdefault(group[0].topic, []).append(group)
     first, second = [], []
-    for key in sorted(groups):
-        items = groups[key]
-        order = torch.randperm(len(items), generator=gen).tolist()
-        half = len(items) // 2
-        first += [items[i] for i in order[:half]]
-        second += [items[i] for i in order[half:]]
+    for topic in sorted(by_topic):
+        groups = by_topic[topic]
+        order = torch.randperm(len(groups), generator=gen).tolist()
+        half = len(groups) // 2
+        first += [s for i in order[:half] for s in groups[i]]
+        second += [s for i in order[half:] for s in groups[i]]
     mix = torch.Generator().manual_seed(seed + 1)
     return ([first[i] for i in torch.randperm(len(first), generator=mix).tolist()],
             [second[i] for i in torch.randperm(len(second), generator=mix).tolist()])
