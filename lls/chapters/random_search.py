@@ -84,7 +84,7 @@ PARAMS: dict[str, Param] = {
     "randopt_k": _p(int, "RandOpt ensemble size (top K)", 3, 15, 50, low=1, high=1024),
     "randopt_test": _p(int, "task-A test sequences for RandOpt accuracy", 64, 512, 2048, low=1, high=1 << 20),
     "vmap_batch": _p(int, "perturbations per batched (vmap) pass in the synthetic searches; 1 = in place",
-                     4, 8, 1, low=1, high=1024),
+                     4, 1, 1, low=1, high=1024),
 }
 
 
