@@ -56,7 +56,7 @@ PARAMS: dict[str, Param] = {
     "grid_layers": Param(int, "layers in the layer-by-scale steering grid (evenly spaced)",
                          _d(2, 3, 8), low=1),
     "scales": Param(str, "comma-separated steering scales, in units of the CAA vector's norm",
-                    _d("-2,2", "-4,-1,1,4", "-8,-4,-2,-1,1,2,4,8")),
+                    _d("-8,8", "-32,-8,8,32", "-32,-8,-2,2,8,32")),
     "side_tokens": Param(int, "tokens of held-out prose for the perplexity side cost",
                          _d(64, 128, 1024), low=8),
     "n_null": Param(int, "random directions for the cosine null baseline", _d(200, 2000, 2000), low=10),
