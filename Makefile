@@ -31,7 +31,7 @@ test: setup chromium lint
 	$(PY) -m pytest -q --durations=12
 
 bench: setup
-	$(PY) benchmarks/bench_search.py
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_search.py
 
 # Debian's Chromium for the browser test (playwright cannot download a browser here).
 chromium:

@@ -29,6 +29,11 @@ def _evaluating(model):
         model.train(was_training)
 
 
+def _device(model) -> torch.device:
+    """Where ``model``'s parameters live (inputs are moved there; CPU for a parameter-free model)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
 def _answer_ce(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token cross-entropy (B, T-1), zero off the answer, and the answer mask (B, T-1).
 
@@ -76,7 +81,7 @@ def perplexity(model, tokenizer, text: str, block: int = 128) -> float:
     total, count = 0.0, 0
     with _evaluating(model):
         for start in range(0, len(ids), block):
-            chunk = ids[start:start + block][None]
+            chunk = ids[start:start + block][None].to(_device(model))
             if chunk.shape[1] < 2:
                 continue
             logits = model(input_ids=chunk).logits[0, :-1].float()
@@ -85,7 +90,7 @@ def perplexity(model, tokenizer, text: str, block: int = 128) -> float:
     return math.exp(total / count)
 
 
-def _answer_token_ids(tokenizer) -> tuple[int, int]:
+def answer_token_ids(tokenizer) -> tuple[int, int]:
     """Ids of the first token of " True" and of " False"."""
     return (tokenizer(_TRUE, add_special_tokens=False)["input_ids"][0],
             tokenizer(_FALSE, add_special_tokens=False)["input_ids"][0])
@@ -98,19 +103,20 @@ def statement_scores(model, tokenizer, statements: Sequence, batch_size: int = 1
     Zero-shot: the next-token distribution after "<statement> True or false? Answer:" is read
     at the last prompt token (right padding; the last real token of each row).
     """
-    true_id, false_id = _answer_token_ids(tokenizer)
+    true_id, false_id = answer_token_ids(tokenizer)
+    device = _device(model)
     scores = []
     with _evaluating(model):
         for start in range(0, len(statements), batch_size):
             texts = [prompt.format(text=s.text) for s in statements[start:start + batch_size]]
-            enc = tokenizer(texts, return_tensors="pt", padding=True)
+            enc = tokenizer(texts, return_tensors="pt", padding=True).to(device)
             if tokenizer.padding_side == "left":
                 last = torch.full((len(texts),), enc["input_ids"].shape[1] - 1)
             else:
                 last = enc["attention_mask"].sum(1) - 1
-            logits = model(**enc).logits[torch.arange(len(texts)), last].float()
+            logits = model(**enc).logits[torch.arange(len(texts), device=device), last.to(device)].float()
             logp = logits.log_softmax(-1)
-            scores.append(logp[:, true_id] - logp[:, false_id])
+            scores.append((logp[:, true_id] - logp[:, false_id]).cpu())
     return torch.cat(scores)
 
 

@@ -128,7 +128,7 @@ def encode_statements(tokenizer, statements, max_length: int = 256) -> Statement
                     padding_side="right")
     labels = torch.tensor([bool(s.label) for s in statements])
     return StatementBatch(enc["input_ids"], enc["attention_mask"], labels,
-                          torch.tensor(evaluation._answer_token_ids(tokenizer)))
+                          torch.tensor(evaluation.answer_token_ids(tokenizer)))
 
 
 def truth_loss(call, batch: StatementBatch) -> torch.Tensor:

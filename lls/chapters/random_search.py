@@ -150,7 +150,7 @@ def synthetic_point(cfg: Config) -> dict:
     space = chapter2.build(c2, cfg.seed)
     space.set_(start.theta)
     others = [t for t in TASKS if t != c2.task]
-    forget = train(space, batch_loss, tasks.sampler(others, c2.batch_size, chapter2._stream(cfg.seed, 2)),
+    forget = train(space, batch_loss, tasks.sampler(others, c2.batch_size, chapter2.stream(cfg.seed, 2)),
                             c2.forget_steps, lr=c2.lr)
     return {"theta_f": space.get(), "acc0": start.accuracy,
             "acc_f": accuracies(space.model, tasks, c2.eval_n, cfg.seed),
@@ -327,7 +327,7 @@ def subspaces(cfg: Config) -> Subspaces:
     tasks, space, g, k = chapter2.task_family(c2), s.space, s.grad, cfg.k
     theta_f = space.get()
     gen = torch.Generator().manual_seed(104729 + cfg.seed)
-    run = train(space, batch_loss, tasks.sampler(s.task, c2.batch_size, chapter2._stream(cfg.seed, 3)),
+    run = train(space, batch_loss, tasks.sampler(s.task, c2.batch_size, chapter2.stream(cfg.seed, 3)),
                 k, lr=c2.lr, record_first=k, progress=False)
     space.set_(theta_f)
     probe = [tasks.batch(s.task, c2.grad_batch_size, gen) for _ in range(max(2 * k, 8))]

@@ -114,7 +114,7 @@ def build(cfg: Config, seed: int) -> ParamSpace:
     return ParamSpace(model)
 
 
-def _stream(seed: int, stage: int) -> int:
+def stream(seed: int, stage: int) -> int:
     """Data seed of one stage of one seed's protocol (distinct streams, reproducible)."""
     return 1000 * seed + stage
 
@@ -150,7 +150,7 @@ def pretrain(cfg: Config, seed: int, regime: str = "simultaneous") -> Trained:
         raise ValueError(f"regime {regime!r} is not 'simultaneous' or 'sequential'")
     losses = []
     for j, (which, steps) in enumerate(schedule):
-        run = train(space, batch_loss, tasks.sampler(which, cfg.batch_size, _stream(seed, 10 + j)), steps,
+        run = train(space, batch_loss, tasks.sampler(which, cfg.batch_size, stream(seed, 10 + j)), steps,
                     lr=cfg.lr, lr_factor=warmup_decay(steps))
         losses += run.losses
     return Trained(space.get(), accuracies(space.model, tasks, cfg.eval_n, seed), losses)
@@ -205,11 +205,11 @@ def forget_recover(cfg: Config, seed: int) -> SeedRun:
     space.set_(start.theta)
     model, a = space.model, cfg.task
     others = [t for t in TASKS if t != a]
-    gen = torch.Generator().manual_seed(_stream(seed, 1))
+    gen = torch.Generator().manual_seed(stream(seed, 1))
     probe = [tasks.batch(a, cfg.grad_batch_size, gen) for _ in range(cfg.n_grad_batches)]
     grads0 = batch_gradients(space, batch_loss, probe)
 
-    forget = train(space, batch_loss, tasks.sampler(others, cfg.batch_size, _stream(seed, 2)),
+    forget = train(space, batch_loss, tasks.sampler(others, cfg.batch_size, stream(seed, 2)),
                    cfg.forget_steps, lr=cfg.tune_lr)
     theta_f = space.get()
     acc_f = accuracies(model, tasks, cfg.eval_n, seed)
@@ -223,7 +223,7 @@ def forget_recover(cfg: Config, seed: int) -> SeedRun:
     g_f = batch_gradients(space, batch_loss, [hbatch])[0]
     krylov = krylov_basis(hess, g_f, k_max)
 
-    recover = train(space, batch_loss, tasks.sampler(a, cfg.batch_size, _stream(seed, 3)),
+    recover = train(space, batch_loss, tasks.sampler(a, cfg.batch_size, stream(seed, 3)),
                     cfg.recover_steps, lr=cfg.tune_lr, record_first=k_max,
                     checkpoint_every=cfg.checkpoint_every)
     acc_r = accuracies(model, tasks, cfg.eval_n, seed)
@@ -319,7 +319,7 @@ def robustness(cfg: Config, seed: int, regime: str, noise_draws: int = 3) -> Reg
     tasks = task_family(cfg)
     trained = pretrain(cfg, seed, regime)
     space = build(cfg, seed)
-    gen = torch.Generator().manual_seed(_stream(seed, 4))
+    gen = torch.Generator().manual_seed(stream(seed, 4))
     sigmas = [cfg.noise_sigma * m for m in NOISE_MULTIPLES]
     noise_acc = np.zeros((len(sigmas), len(TASKS)))
     for i, sigma in enumerate(sigmas):
@@ -330,7 +330,7 @@ def robustness(cfg: Config, seed: int, regime: str, noise_draws: int = 3) -> Reg
     space.set_(trained.theta)
     others = [t for t in TASKS if t != cfg.task]
     every = max(1, cfg.forget_steps // 10)
-    run = train(space, batch_loss, tasks.sampler(others, cfg.batch_size, _stream(seed, 2)),
+    run = train(space, batch_loss, tasks.sampler(others, cfg.batch_size, stream(seed, 2)),
                 cfg.forget_steps, lr=cfg.tune_lr, checkpoint_every=every)
     test = tasks.batch(cfg.task, cfg.eval_n, torch.Generator().manual_seed(10_000 + seed))
     curve = []
