@@ -15,6 +15,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import nbformat
+
 from lls.errors import LLSError
 from lls.metrics import results_root
 from lls.presets import CHAPTERS
@@ -22,6 +24,7 @@ from lls.runner import run_all
 from lls.scorecard import scorecard_page
 
 ROOT = Path(__file__).resolve().parent.parent
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def plotly_js() -> Path:
@@ -32,6 +35,19 @@ def plotly_js() -> Path:
     if not path.exists():
         raise LLSError(f"plotly.min.js not found at {path}; reinstall plotly (make setup).")
     return path
+
+
+def without_widgets(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Drop ipywidgets outputs (tqdm.auto progress bars) and the notebook's widget state.
+
+    A static page cannot run widgets, and their presence makes the book load require.js and the
+    widget manager from a CDN, which breaks offline reading and plotly's own loading.
+    """
+    for cell in notebook.cells:
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
+    notebook.metadata.pop("widgets", None)
+    return notebook
 
 
 def stage(preset: str, build_dir: Path) -> Path:
@@ -46,8 +62,8 @@ def stage(preset: str, build_dir: Path) -> Path:
     shutil.copy(plotly_js(), src / "book" / "_static" / "plotly.min.js")
     (src / "notebooks").mkdir()
     for chapter in CHAPTERS:
-        executed = results_root() / chapter / preset / "executed.ipynb"
-        shutil.copy(executed, src / "notebooks" / f"{chapter}.ipynb")
+        notebook = nbformat.read(results_root() / chapter / preset / "executed.ipynb", as_version=4)
+        nbformat.write(without_widgets(notebook), src / "notebooks" / f"{chapter}.ipynb")
     (src / "book" / "scorecard.md").write_text(scorecard_page(preset))
     return src
 

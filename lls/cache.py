@@ -40,10 +40,10 @@ def module_file(name: str) -> Path | None:
     return next((c for c in candidates if c.exists()), None)
 
 
-def _lls_references(path: Path) -> set[str]:
-    """Module names ``lls.*`` that the file imports or reaches as ``lls.<name>`` attributes."""
+def lls_references(source: str) -> set[str]:
+    """Module names ``lls.*`` that Python ``source`` imports or reaches as ``lls.<name>`` attributes."""
     names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names if a.name.split(".")[0] == "lls"}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "lls":
@@ -64,14 +64,17 @@ def dependencies(module: str) -> tuple[Path, ...]:
         if path is None or path in seen:
             continue
         seen.add(path)
-        todo += sorted(_lls_references(path))
+        todo += sorted(lls_references(path.read_text()))
     return tuple(sorted(seen))
 
 
 @functools.cache
-def code_hash(module: str | None = None) -> str:
-    """SHA-256 (12 hex digits) of ``module``'s ``lls`` dependencies, or of all of ``lls`` if ``None``."""
-    paths = sorted(PACKAGE_DIR.rglob("*.py")) if module is None else dependencies(module)
+def code_hash(*modules: str) -> str:
+    """SHA-256 (12 hex digits) of the ``lls`` code that ``modules`` depend on (all of ``lls`` if none)."""
+    if modules:
+        paths = sorted({path for module in modules for path in dependencies(module)})
+    else:
+        paths = sorted(PACKAGE_DIR.rglob("*.py"))
     digest = hashlib.sha256()
     for path in paths:
         digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
@@ -84,7 +87,7 @@ def memory(module: str | None = None) -> joblib.Memory:
     """The :class:`joblib.Memory` for ``module``'s code version (``location=None`` disables it)."""
     if os.environ.get("LLS_NO_CACHE") == "1":
         return joblib.Memory(location=None, verbose=0)
-    return joblib.Memory(location=cache_root() / "results" / code_hash(module), verbose=0)
+    return joblib.Memory(location=cache_root() / "results" / code_hash(*filter(None, [module])), verbose=0)
 
 
 class _CorruptEntryLog(logging.Handler):

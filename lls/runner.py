@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from lls.cache import code_hash
+from lls.cache import code_hash, lls_references
 from lls.errors import ConfigError, LLSError
 from lls.metrics import run_dir
 from lls.presets import CHAPTERS, Config, chapter_params, resolve
@@ -44,9 +44,28 @@ def source_path(chapter: str) -> Path:
     return NOTEBOOK_DIR / f"{chapter}.md"
 
 
+def notebook_modules(chapter: str) -> list[str]:
+    """The ``lls`` modules a chapter notebook's code cells import or use (``lls.<name>``)."""
+    import jupytext
+
+    names = set()
+    for cell in jupytext.read(source_path(chapter)).cells:
+        if cell.cell_type == "code":
+            try:
+                names |= lls_references(cell.source)
+            except SyntaxError:  # IPython magics: the cell is still covered by the source hash
+                continue
+    return sorted(names)
+
+
 def run_key(cfg: Config) -> str:
-    """Hash of what a run depends on: notebook source, ``lls`` code, preset and parameters."""
-    blob = json.dumps([source_path(cfg.chapter).read_text(), code_hash(), cfg.preset, dict(cfg.params)],
+    """Hash of what a run depends on: notebook source, the ``lls`` code it reaches, preset, parameters.
+
+    Spine code the notebook does not reach (this runner, the book builder) is not part of it, so
+    changing that does not re-execute chapters.
+    """
+    code = code_hash(*notebook_modules(cfg.chapter))
+    blob = json.dumps([source_path(cfg.chapter).read_text(), code, cfg.preset, dict(cfg.params)],
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -81,7 +100,6 @@ def run_chapter(chapter: str, preset: str | None = None, overrides: Mapping[str,
     parameters = {"preset": cfg.preset, **{k: cfg.params[k] for k in (overrides or {})}}
     output = folder / "executed.ipynb"
     os.environ["LLS_BATCH"] = "1"  # the kernel inherits it: chapters skip live ipywidgets controls
-    os.environ["TQDM_DISABLE"] = "1"  # tqdm.auto would embed widgets, which need a kernel and a CDN
     try:
         papermill.execute_notebook(notebook, str(output), parameters=parameters, kernel_name="python3",
                                    progress_bar=progress, cwd=str(NOTEBOOK_DIR), log_output=False)

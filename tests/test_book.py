@@ -121,3 +121,17 @@ def test_paper_preset_offline_fails_fast_with_a_clear_error(smoke_book):
     done = lls_command("run", "03_lora_drift", "--preset", "paper", env=smoke_book["env"], timeout=120)
     assert done.returncode == 2
     assert "MissingModelError" in done.stderr and "earlier runs" in done.stderr
+
+
+def test_staging_drops_widget_outputs_and_state():
+    import nbformat
+
+    from lls.book import WIDGET_VIEW, without_widgets
+
+    cell = nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("display_data", data={WIDGET_VIEW: {"model_id": "m"}, "text/plain": "bar"}),
+        nbformat.v4.new_output("display_data", data={"text/html": "<div>figure</div>"})])
+    notebook = nbformat.v4.new_notebook(cells=[cell], metadata={"widgets": {"state": {}}})
+    cleaned = without_widgets(notebook)
+    assert [list(o.data) for o in cleaned.cells[0].outputs] == [["text/html"]]
+    assert "widgets" not in cleaned.metadata

@@ -40,3 +40,11 @@ def test_params_lists_every_chapter(capsys):
     assert main(["params"]) == 0
     out = capsys.readouterr().out
     assert all(f"{ch}:" in out for ch in ("01_theory", "05_steering"))
+
+
+def test_run_key_follows_the_code_the_notebook_reaches():
+    from lls.runner import notebook_modules
+
+    modules = notebook_modules("03_lora_drift")
+    assert {"lls.chapters.lora_drift", "lls.notebook", "lls.plots"} <= set(modules)
+    assert "lls.runner" not in modules and "lls.book" not in modules
