@@ -73,8 +73,8 @@ def served(smoke_book):
 
 FIGURES_DRAWN = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => {
   const marks = gd.querySelectorAll(
-    '.cartesianlayer .plot path[d], .cartesianlayer .plot image, .polarlayer path[d], .pielayer path[d]');
-  return Array.from(marks).filter(m => m.tagName === 'image' || m.getAttribute('d').length > 4).length;
+    'path.js-line, path.point, .barlayer path, .boxlayer path, .pielayer path, .heatmaplayer image, .imagelayer image');
+  return Array.from(marks).filter(m => m.tagName === 'image' || (m.getAttribute('d') || '').length > 4).length;
 })"""
 
 
