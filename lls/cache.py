@@ -40,15 +40,38 @@ def module_file(name: str) -> Path | None:
     return next((c for c in candidates if c.exists()), None)
 
 
-def lls_references(source: str) -> set[str]:
-    """Module names ``lls.*`` that Python ``source`` imports or reaches as ``lls.<name>`` attributes."""
+def _package(module: str) -> str:
+    """The package a module belongs to (itself for a package's ``__init__``)."""
+    path = module_file(module)
+    return module if path is not None and path.name == "__init__.py" else module.rpartition(".")[0]
+
+
+def lls_references(source: str, module: str = "") -> set[str]:
+    """Module names ``lls.*`` that Python ``source`` (of module ``module``) imports or reaches as
+    ``lls.<name>`` attributes.
+
+    ``from pkg import a, b`` counts ``pkg.a`` and ``pkg.b`` when those are modules, and ``pkg``
+    itself only when some imported name is not a module (so it comes from ``pkg/__init__.py``).
+    A chapter protocol that imports ``lls.chapters.x.config`` therefore depends on that file,
+    not on the package's ``__init__`` that re-exports the chapter's figures and claims.
+    Relative imports are resolved against ``module``.
+    """
     names = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names if a.name.split(".")[0] == "lls"}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "lls":
-            names.add(node.module)
-            names |= {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = _package(module).split(".")
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+            if base.split(".")[0] != "lls":
+                continue
+            members = {f"{base}.{a.name}" for a in node.names}
+            modules = {m for m in members if module_file(m) is not None}
+            names |= modules
+            if modules != members:
+                names.add(base)
         elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "lls":
             names.add(f"lls.{node.attr}")
     return {n for n in names if module_file(n) is not None}
@@ -64,7 +87,7 @@ def dependencies(module: str) -> tuple[Path, ...]:
         if path is None or path in seen:
             continue
         seen.add(path)
-        todo += sorted(lls_references(path.read_text()))
+        todo += sorted(lls_references(path.read_text(), name))
     return tuple(sorted(seen))
 
 

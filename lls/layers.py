@@ -82,3 +82,12 @@ def num_layers(model: nn.Module) -> int:
 def lora_target_modules(model: nn.Module) -> list[str]:
     """Default LoRA target module names for ``model``'s family (a fresh list)."""
     return list(LORA_TARGETS[family(model)])
+
+
+def resolve_layer(model: nn.Module, layer: int) -> int:
+    """Block index ``layer``, or the middle block (``num_layers // 2``) for ``-1``."""
+    n = num_layers(model)
+    index = n // 2 if layer == -1 else layer
+    if not 0 <= index < n:
+        raise ConfigError(f"Layer {layer} does not exist: the model has blocks 0..{n - 1} (-1 = the middle one).")
+    return index

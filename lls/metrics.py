@@ -1,71 +1,20 @@
-"""Claim metrics: what each chapter measured for the claims C1–C11, written to ``metrics.json``.
+"""Where runs are written, and ``metrics.json``: what each chapter measured for the claims C1–C11.
 
-A chapter builds :class:`Claim` objects and calls :func:`save`; the scorecard page of the book is
-generated from these files only (:mod:`lls.scorecard`), never typed by hand.
+A chapter builds :class:`lls.claims.Claim` objects and calls :func:`save`; the scorecard page of
+the book is generated from these files only (:mod:`lls.scorecard`), never typed by hand.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
+from lls.claims import Claim
 from lls.presets import Config
 from lls.provenance import provenance
-
-CLAIMS: dict[str, str] = {
-    "C1": "task gradients have strong local low-rank structure",
-    "C2": "static bases (computed before recovery) miss the recovery direction",
-    "C3": "the useful basis drifts substantially within 100 steps",
-    "C4": "the first recovery updates capture most of the LoRA recovery displacement (77 %)",
-    "C5": "best-of-N first-order gain is dimension-independent (Theorem 1)",
-    "C6": "random-search ranking of subspaces follows signal density, not mass",
-    "C7": "under constant Hessian recovery lives in a Krylov subspace (Lemma 1)",
-    "C8": "one gradient step shifts activations along the CAA vector (cosine 0.58)",
-    "C9": "that shift steers like CAA (Qwen-0.5B BoolQ; OLMo less consistent)",
-    "C10": "sequential specialisation is brittle, simultaneous multitask training robust",
-    "C11": "low-rank claims partly fail at 7B scale",
-}
-VERDICTS = ("reproduced", "partly", "not reproduced", "not run")
-
-
-@dataclass
-class Claim:
-    """One measured claim.
-
-    ``value`` is our number (mean over ``seeds`` when several), ``spread`` its standard deviation
-    over seeds (``None`` for one seed), ``paper`` the paper's number (``None`` if qualitative),
-    ``unit`` how to read both, ``verdict`` one of :data:`VERDICTS`, ``note`` what was measured.
-    """
-
-    id: str
-    value: float | None
-    paper: float | None
-    verdict: str
-    note: str
-    unit: str = ""
-    spread: float | None = None
-    seeds: list[int] = field(default_factory=list)
-
-    def __post_init__(self):
-        if self.id not in CLAIMS:
-            raise ValueError(f"unknown claim id {self.id!r}; the ids are {list(CLAIMS)}")
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"unknown verdict {self.verdict!r}; use one of {VERDICTS}")
-        if self.value is not None:
-            self.value = float(self.value)
-            if not math.isfinite(self.value):
-                raise ValueError(f"claim {self.id}: value {self.value} is not finite")
-
-
-def mean_spread(values: Sequence[float]) -> tuple[float, float | None]:
-    """Mean and sample standard deviation (``None`` for a single value) of per-seed numbers."""
-    values = [float(v) for v in values]
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
 def results_root() -> Path:

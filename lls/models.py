@@ -81,6 +81,30 @@ _PROBE_PROMPT = "The capital of France is Paris. The chemical symbol of gold is"
 _PROBE_FILE = "lls_probe.json"
 
 
+def names_from(text: str) -> list[str]:
+    """Model names from a comma-separated list (a ``models`` parameter), validated, in order.
+
+    Raises :class:`ConfigError` naming the registry for an unknown name (hub ids ``owner/name``
+    pass through).
+    """
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MODEL_NAMES and "/" not in n]
+    if unknown or not names:
+        raise ConfigError(f"Unknown model(s) {unknown} in {text!r}; use names from {list(MODEL_NAMES)} "
+                          f"(or hub ids 'owner/name') separated by commas.")
+    return names
+
+
+def require(names: list[str]) -> None:
+    """Load every hub model of ``names`` once, so that a missing one fails now, before any work.
+
+    Raises :class:`MissingModelError` (offline and not cached) with what to pre-fetch.
+    """
+    for name in names:
+        if name in HUB_MODELS or "/" in name:
+            load(name)
+
+
 def load(name: str, *, device: str | torch.device | None = None, dtype: torch.dtype = torch.float32,
          **overrides):
     """Load a model and its tokenizer by registry name or hub id; returns ``(model, tokenizer)``.

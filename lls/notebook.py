@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lls.metrics import Claim, save
+from lls.claims import Claim
+from lls.metrics import save
 from lls.presets import Config, resolve
 from lls.provenance import provenance_line
 
@@ -49,8 +50,8 @@ def claims_table(claims: Sequence[Claim]) -> str:
         ours = "—" if c.value is None else f"{c.value:.3g}"
         if c.spread is not None:
             ours += f" ± {c.spread:.2g}"
-        paper = "qualitative" if c.paper is None else f"{c.paper:g}"
-        rows.append(f"| {c.id} | {paper} {c.unit} | {ours} {c.unit} | {c.verdict} | {c.note} |")
+        paper = "qualitative" if c.paper is None else f"{c.paper:g} {c.paper_unit or ''}"
+        rows.append(f"| {c.id} | {paper} | {ours} {c.unit} | {c.verdict} | {c.note} |")
     return "\n".join(rows)
 
 

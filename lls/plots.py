@@ -26,6 +26,32 @@ def show(fig: go.Figure) -> None:
     display({"text/html": html, PLOTLY_JSON: fig.to_plotly_json()}, raw=True)
 
 
+def band(fig: go.Figure, x: Sequence, ys, name: str, color: str, *, spread: str = "sd", row: int | None = None,
+         col: int | None = None, dash: str | None = None, legend: bool = True) -> None:
+    """Add the mean over runs of ``ys`` (runs, len(x)) with its spread across runs.
+
+    ``spread="sd"``: error bars of one sample standard deviation across runs (none for one run);
+    ``spread="range"``: a shaded band from the minimum to the maximum run. NaNs are ignored.
+    """
+    ys, x = np.asarray(ys, dtype=float), list(x)
+    mean = np.nanmean(ys, 0)
+    where = {} if row is None else {"row": row, "col": col}
+    line = {"color": color, "dash": dash}
+    if spread == "range":
+        lo, hi = np.nanmin(ys, 0), np.nanmax(ys, 0)
+        fig.add_trace(go.Scatter(x=x + x[::-1], y=list(hi) + list(lo[::-1]), fill="toself", line={"width": 0},
+                                 fillcolor=color, opacity=0.2, showlegend=False, hoverinfo="skip",
+                                 legendgroup=name), **where)
+        fig.add_trace(go.Scatter(x=x, y=mean, mode="lines", name=name, legendgroup=name, showlegend=legend,
+                                 line=line), **where)
+        return
+    if spread != "sd":
+        raise ValueError(f"spread must be 'sd' or 'range', got {spread!r}")
+    sd = np.nanstd(ys, 0, ddof=1) if len(ys) > 1 else np.zeros(ys.shape[1])
+    fig.add_trace(go.Scatter(x=x, y=mean, name=name, mode="lines+markers", legendgroup=name, showlegend=legend,
+                             line=line, error_y={"type": "data", "array": sd, "visible": len(ys) > 1}), **where)
+
+
 def slider_figure(
     frames: Sequence[Sequence[dict]],
     labels: Sequence[str],

@@ -23,12 +23,12 @@ def git_commit() -> str:
     return (commit or "unknown") + ("+dirty" if dirty else "")
 
 
-def device_name() -> str:
-    """``cuda:<name>`` when a GPU is visible, else ``cpu (<n> threads)``."""
+def device_name(device: str) -> str:
+    """``device`` with what it is: ``cuda:0 (<GPU name>)`` or ``cpu (<n> threads, <machine>)``."""
     import torch
 
-    if torch.cuda.is_available():
-        return f"cuda ({torch.cuda.get_device_name(0)})"
+    if device.startswith("cuda"):
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
     return f"cpu ({torch.get_num_threads()} threads, {platform.machine()})"
 
 
@@ -53,7 +53,7 @@ def provenance(cfg: Config) -> dict[str, object]:
         "commit": git_commit(),
         "lls_code": code_hash(),
         "versions": versions(),
-        "device": device_name(),
+        "device": device_name(cfg.torch_device()),
     }
 
 

@@ -97,7 +97,7 @@ def run_chapter(chapter: str, preset: str | None = None, overrides: Mapping[str,
     (folder / "run_key").unlink(missing_ok=True)
     (folder / "metrics.json").unlink(missing_ok=True)
     notebook = jupytext.read(source_path(chapter))
-    parameters = {"preset": cfg.preset, **{k: cfg.params[k] for k in (overrides or {})}}
+    parameters = {"preset": cfg.preset, "params": {k: cfg.params[k] for k in (overrides or {})}}
     output = folder / "executed.ipynb"
     os.environ["LLS_BATCH"] = "1"  # the kernel inherits it: chapters skip live ipywidgets controls
     try:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lls.metrics import CLAIMS, results_root
+from lls.claims import REGISTRY
+from lls.metrics import results_root
 from lls.presets import CHAPTERS
 
 
@@ -40,12 +41,13 @@ def scorecard_markdown(preset: str, root: Path | None = None) -> str:
     claims = load_claims(preset, root)
     rows = ["| claim | statement | paper | ours | preset | verdict | chapter | what we measured |",
             "|---|---|---|---|---|---|---|---|"]
-    for cid, statement in CLAIMS.items():
+    for cid, spec in REGISTRY.items():
+        statement = spec.statement
         mine = [c for c in claims if c["id"] == cid]
         if not mine:
             rows.append(f"| {cid} | {statement} | | — | {preset} | not run | — | no chapter measures it here |")
         for c in mine:
-            paper = "qualitative" if c["paper"] is None else _number(c["paper"], None, c.get("unit", ""))
+            paper = "qualitative" if c["paper"] is None else _number(c["paper"], None, c.get("paper_unit") or "")
             ours = _number(c["value"], c.get("spread"), c.get("unit", ""))
             rows.append(f"| {cid} | {statement} | {paper} | {ours} | {c['preset']} | {c['verdict']} | "
                         f"[{c['chapter']}](../notebooks/{c['chapter']}.ipynb) | {c['note']} |")

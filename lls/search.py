@@ -36,12 +36,7 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from lls.params import BatchLoss, ParamSpace
-
-
-def stream_seed(seed: int, i: int) -> int:
-    """The 63-bit generator seed of perturbation ``i`` of a search with seed ``seed``."""
-    state = np.random.SeedSequence([int(seed), int(i)]).generate_state(2, np.uint32)
-    return int((int(state[0]) << 32 | int(state[1])) & (2**63 - 1))
+from lls.seeds import derive
 
 
 def sigma_for_norm(norm: float, k: int) -> float:
@@ -59,7 +54,7 @@ def _draw(space: ParamSpace, seed: int, i: int, basis: torch.Tensor | None,
     """Fill ``out`` (one buffer per parameter) with the unit-sigma perturbation ``i``, tensor by tensor."""
     params = space.params()
     device = params[0].device
-    gen = torch.Generator(device=device).manual_seed(stream_seed(seed, i))
+    gen = torch.Generator(device=device).manual_seed(derive(seed, i))
     if basis is None:
         for buf in out:
             torch.randn(buf.shape, generator=gen, dtype=buf.dtype, device=device, out=buf)

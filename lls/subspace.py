@@ -64,6 +64,16 @@ def capture(basis: torch.Tensor, v: torch.Tensor) -> float:
     return float(coeffs.pow(2).sum() / v.to(basis.dtype).pow(2).sum())
 
 
+def capture_curve(basis: torch.Tensor, v: torch.Tensor, ks: Sequence[int]) -> np.ndarray:
+    """Capture of ``v`` (D,) by the first ``k`` columns of ``basis`` (D, r), for each k in ``ks``.
+
+    A ``k`` above ``r`` gives ``nan`` (the basis has no k-th direction). Shape ``(len(ks),)``.
+    """
+    v = v.to(basis.dtype)
+    cum = ((basis.T @ v).pow(2) / v.pow(2).sum()).cumsum(0).numpy()
+    return np.asarray([cum[k - 1] if k <= len(cum) else np.nan for k in ks], dtype=float)
+
+
 def prefix_capture(rows: torch.Tensor, v: torch.Tensor, ks: Sequence[int]) -> np.ndarray:
     """Capture of ``v`` (D,) by the span of the first ``k`` rows of ``rows`` (K, D), for each k.
 
@@ -172,3 +182,24 @@ def overlap_matrix(bases: Sequence[torch.Tensor]) -> np.ndarray:
         for j in range(i + 1, S):
             out[i, j] = out[j, i] = overlap(bases[i], bases[j])
     return out
+
+
+def overlap_by_lag(steps: Sequence[int], overlaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lags (in steps) and the mean overlap of bases that many steps apart.
+
+    ``overlaps`` (S, S) is :func:`overlap_matrix` of bases taken at evenly spaced ``steps`` (S,).
+    Returns two arrays of shape ``(S,)``; lag 0 has overlap 1.
+    """
+    steps = np.asarray(steps)
+    lags = np.arange(len(steps))
+    return lags * (steps[1] - steps[0]), np.array([np.diagonal(overlaps, lag).mean() for lag in lags])
+
+
+def halving_lag(steps: Sequence[int], overlaps: np.ndarray, level: float = 0.5) -> int | None:
+    """Smallest lag (in steps) at which the mean overlap of bases that far apart is ``<= level``.
+
+    ``None`` when it never falls that low within the recorded window (see :func:`overlap_by_lag`).
+    """
+    lags, mean = overlap_by_lag(steps, overlaps)
+    below = np.nonzero(mean[1:] <= level)[0]
+    return int(lags[1 + below[0]]) if below.size else None

@@ -1,0 +1,1 @@
+"""Experimental protocols shared by several chapters (see :mod:`lls.protocols.forget_recover`)."""
