@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.lls-installed
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup book test lint unit bench chromium clean
+.PHONY: setup book test lint unit bench lab chromium clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,18 @@ test: setup chromium lint
 
 bench: setup
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_search.py
+
+# JupyterLab on notebooks/, with the MyST chapters opening as notebooks (jupytext's extension).
+LAB_STAMP := $(VENV)/.lls-lab-installed
+LAB_ARGS  ?=
+lab: setup $(LAB_STAMP)
+	cd notebooks && ../$(VENV)/bin/jupyter lab $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) $(LAB_ARGS)
+
+$(LAB_STAMP): requirements-lab.txt notebooks/lab-overrides.json
+	$(PIP) -r requirements-lab.txt
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp notebooks/lab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	@touch $@
 
 # Debian's Chromium for the browser test (playwright cannot download a browser here).
 chromium:

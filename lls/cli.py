@@ -52,10 +52,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _describe(chapter: str) -> str:
     lines = [f"{chapter}:"]
     for name, p in chapter_params(chapter).items():
-        extra = f" in {list(p.choices)}" if p.choices else (
-            f" in [{p.low}, {p.high}]" if p.low is not None or p.high is not None else "")
-        defaults = ", ".join(f"{k}={v}" for k, v in p.defaults.items())
-        lines.append(f"  {name} ({p.kind.__name__}{extra}): {p.doc}; defaults {defaults}")
+        extra = f" in {list(p['choices'])}" if p["choices"] else (
+            f" in [{p['low']}, {p['high']}]" if p["low"] is not None or p["high"] is not None else "")
+        defaults = ", ".join(f"{k}={v}" for k, v in p["defaults"].items())
+        lines.append(f"  {name} ({p['kind']}{extra}): {p['doc']}; defaults {defaults}")
     return "\n".join(lines)
 
 

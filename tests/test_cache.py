@@ -1,7 +1,10 @@
 """The results cache: hits, keys on arguments and code, corrupt entries recomputed."""
 
+import pytest
+
 import lls.cache
 from lls.cache import cached
+from lls.presets import CHAPTERS
 
 CALLS = []
 
@@ -42,12 +45,22 @@ def test_dependencies_follow_lls_imports_transitively():
     from lls.cache import PACKAGE_DIR, dependencies
 
     deps = {p.relative_to(PACKAGE_DIR).as_posix() for p in dependencies("lls.metrics")}
-    # metrics imports presets and provenance; provenance imports cache
-    assert {"metrics.py", "presets.py", "provenance.py", "cache.py", "errors.py"} <= deps
+    # metrics imports claims, presets and provenance; presets imports config; provenance imports cache
+    assert {"metrics.py", "claims.py", "presets.py", "config.py", "provenance.py", "cache.py", "errors.py"} <= deps
     assert "plots.py" not in deps and "runner.py" not in deps
 
 
-def test_module_hash_ignores_unrelated_code_but_not_dependencies(tmp_path, monkeypatch):
+def test_a_submodule_import_does_not_pull_in_its_package_reexports():
+    from lls.cache import lls_references
+
+    source = "from lls.protocols import forget_recover\nfrom lls.protocols.forget_recover import Phases\n"
+    assert lls_references(source) == {"lls.protocols.forget_recover"}
+    relative = "from . import forget_recover\nfrom .forget_recover import Phases\n"
+    assert lls_references(relative, "lls.protocols") == {"lls.protocols.forget_recover"}
+    assert "lls.protocols" in lls_references("from lls.protocols import something_defined_in_init\n")
+
+
+def _copied_package(tmp_path, monkeypatch):
     import shutil
 
     pkg = tmp_path / "lls"
@@ -55,13 +68,42 @@ def test_module_hash_ignores_unrelated_code_but_not_dependencies(tmp_path, monke
     monkeypatch.setattr(lls.cache, "PACKAGE_DIR", pkg)
     for f in (lls.cache.code_hash, lls.cache.dependencies):
         f.cache_clear()
+    return pkg
+
+
+def _edited_hash(pkg, path: str, module: str) -> str:
+    target = pkg / path
+    target.write_text(target.read_text() + "\n# an edit\n")
+    for f in (lls.cache.code_hash, lls.cache.dependencies):
+        f.cache_clear()
+    return lls.cache.code_hash(module)
+
+
+def test_module_hash_ignores_unrelated_code_but_not_dependencies(tmp_path, monkeypatch):
+    pkg = _copied_package(tmp_path, monkeypatch)
     before = lls.cache.code_hash("lls.metrics")
-    (pkg / "plots.py").write_text((pkg / "plots.py").read_text() + "\n# unrelated edit\n")
-    lls.cache.code_hash.cache_clear()
-    assert lls.cache.code_hash("lls.metrics") == before
-    (pkg / "presets.py").write_text((pkg / "presets.py").read_text() + "\n# a dependency changed\n")
-    lls.cache.code_hash.cache_clear()
-    assert lls.cache.code_hash("lls.metrics") != before
+    assert _edited_hash(pkg, "plots.py", "lls.metrics") == before
+    assert _edited_hash(pkg, "presets.py", "lls.metrics") != before
+    for f in (lls.cache.code_hash, lls.cache.dependencies):
+        f.cache_clear()
+
+
+@pytest.mark.parametrize("chapter", list(CHAPTERS))
+def test_chapter_cache_is_keyed_on_protocol_code_only(chapter, tmp_path, monkeypatch):
+    """Editing figures, claims, analysis, the package's __init__, lls.plots or the runner keeps a
+    chapter's cached experiments; editing its protocol or a core module the protocol uses does not."""
+    package = CHAPTERS[chapter]
+    folder = package.split(".")[-1]
+    protocol = f"{package}.protocol"
+    pkg = _copied_package(tmp_path, monkeypatch)
+    before = lls.cache.code_hash(protocol)
+    for room in ("figures.py", "claims.py", "analysis.py", "__init__.py"):
+        assert _edited_hash(pkg, f"chapters/{folder}/{room}", protocol) == before, room
+    for spine in ("plots.py", "runner.py", "book.py", "scorecard.py", "notebook.py"):
+        assert _edited_hash(pkg, spine, protocol) == before, spine
+    assert _edited_hash(pkg, f"chapters/{folder}/protocol.py", protocol) != before
+    after_protocol = lls.cache.code_hash(protocol)
+    assert _edited_hash(pkg, "params.py", protocol) != after_protocol  # every protocol trains or evaluates
     for f in (lls.cache.code_hash, lls.cache.dependencies):
         f.cache_clear()
 

@@ -4,18 +4,31 @@ import json
 
 import pytest
 
-from lls.metrics import Claim, mean_spread, save
+from lls.claims import REGISTRY, Claim, threshold
+from lls.metrics import save
+from lls.stats import mean_spread
 from lls.presets import resolve
 from lls.scorecard import scorecard_markdown
 
 
 def test_claim_validation():
     with pytest.raises(ValueError, match="unknown claim id"):
-        Claim("C99", 1.0, None, "reproduced", "x")
+        Claim("C99", 1.0, "reproduced", "x")
     with pytest.raises(ValueError, match="verdict"):
-        Claim("C4", 1.0, 0.77, "great", "x")
+        Claim("C4", 1.0, "great", "x")
     with pytest.raises(ValueError, match="not finite"):
-        Claim("C4", float("nan"), 0.77, "partly", "x")
+        Claim("C4", float("nan"), "partly", "x")
+
+
+def test_paper_values_and_kinds_come_from_the_registry():
+    c4 = Claim("C4", 0.5, "partly", "x")
+    assert (c4.paper, c4.paper_unit, c4.kind) == (0.77, "fraction of ‖Δ‖²", "empirical")
+    assert Claim("C9", 1.0, "partly", "x").paper_unit is None  # the paper's unit is unknown
+    assert Claim("C7", 1e-14, "reproduced", "x").kind == "math"
+    assert set(REGISTRY) == {f"C{i}" for i in range(1, 12)}
+    assert threshold("C3", "overlap_halved") == 0.5
+    with pytest.raises(KeyError, match="has no threshold"):
+        threshold("C3", "nope")
 
 
 def test_mean_spread():
@@ -26,7 +39,7 @@ def test_mean_spread():
 
 def test_save_and_scorecard(isolated):
     cfg = resolve("03_lora_drift", "smoke")
-    path = save(cfg, [Claim("C4", 0.61, 0.77, "partly", "prefix capture at k=10", "", 0.05, [0, 1, 2])])
+    path = save(cfg, [Claim("C4", 0.61, "partly", "prefix capture at k=10", "", 0.05, [0, 1, 2])])
     payload = json.loads(path.read_text())
     claim = payload["claims"][0]
     assert {"id", "value", "paper", "verdict", "preset", "seeds"} <= set(claim)

@@ -1,17 +1,21 @@
-"""Presets and parameter validation: bad input fails at once with the valid choices listed."""
+"""Every chapter's presets validate; bad input fails at once with the valid choices listed."""
 
 import pytest
 
+from lls.config import field_docs
 from lls.errors import ConfigError
-from lls.presets import CHAPTERS, PRESETS, Config, Param, chapter_params, resolve
+from lls.presets import CHAPTERS, PRESETS, chapter_params, chapter_presets, resolve
 
 
 @pytest.mark.parametrize("chapter", list(CHAPTERS))
-def test_every_chapter_has_a_default_for_every_preset(chapter):
-    for name, param in chapter_params(chapter).items():
-        assert set(param.defaults) == set(PRESETS), f"{chapter}.{name}"
-        for preset in PRESETS:
-            assert param.check(name, param.defaults[preset]) == param.defaults[preset]
+def test_every_chapter_has_every_preset_and_documents_every_parameter(chapter):
+    instances = chapter_presets(chapter)
+    assert set(instances) == set(PRESETS)
+    for preset, cfg in instances.items():
+        assert cfg.preset == preset and cfg.chapter == chapter
+        assert cfg.validate() is cfg
+    docs = field_docs(type(instances["cpu"]))
+    assert all(docs.get(name) for name in chapter_params(chapter)), "a parameter has no docstring line"
 
 
 def test_unknown_preset_lists_the_presets():
@@ -29,41 +33,29 @@ def test_unknown_chapter():
         resolve("06_nothing", "cpu")
 
 
-def test_types_and_ranges():
-    p = Param(int, "a count", {k: 3 for k in PRESETS}, low=1, high=10)
-    assert p.check("n", "7") == 7
-    with pytest.raises(ConfigError, match="type int"):
-        p.check("n", 2.5)
-    with pytest.raises(ConfigError, match="type int"):
-        p.check("n", True)
-    with pytest.raises(ConfigError, match="outside its range"):
-        p.check("n", 11)
-    f = Param(float, "a rate", {k: 0.1 for k in PRESETS}, low=0)
-    assert f.check("lr", 1) == 1.0 and f.check("lr", "1e-3") == 1e-3
-    b = Param(bool, "a switch", {k: False for k in PRESETS})
-    assert b.check("on", "true") is True
-    with pytest.raises(ConfigError):
-        b.check("on", "maybe")
-    s = Param(str, "a model", {k: "a" for k in PRESETS}, choices=("a", "b"))
-    with pytest.raises(ConfigError, match=r"\['a', 'b'\]"):
-        s.check("model", "c")
-
-
 def test_seed_from_string_and_none_means_default():
     cfg = resolve("01_theory", "smoke", seed="5")
     assert cfg.seed == 5 and cfg.preset == "smoke"
-    assert resolve("01_theory", "smoke", seed=None).seed == chapter_params("01_theory")["seed"].defaults["smoke"]
+    assert resolve("01_theory", "smoke", seed=None).seed == chapter_presets("01_theory")["smoke"].seed
 
 
-def test_tag_names_overrides_only():
-    assert resolve("01_theory", "cpu").tag() == "cpu"
-    a, b = resolve("01_theory", "cpu", seed=1).tag(), resolve("01_theory", "cpu", seed=2).tag()
-    assert a.startswith("cpu-") and a != b
+@pytest.mark.parametrize("chapter, old, new", [
+    ("02_synthetic", "eval_n", "n_eval"), ("03_lora_drift", "steps_recover", "recover_steps"),
+    ("03_lora_drift", "drift_every", "checkpoint_every"), ("04_random_search", "lora_r", "lora_rank"),
+    ("05_steering", "n_test", "n_eval"),
+])
+def test_old_spellings_name_the_new_one(chapter, old, new):
+    with pytest.raises(ConfigError, match=f"'{old}' is now called '{new}'"):
+        resolve(chapter, "smoke", **{old: 3})
 
 
-def test_config_pickles_by_value():
-    import pickle
+SHARED = {"n_eval", "checkpoint_every", "n_grad_batches", "lora_rank", "lora_alpha", "k_max", "recover_steps",
+          "forget_steps", "lr", "n_seeds", "hutchinson_probes"}
+RETIRED = {"eval_n", "n_test", "drift_every", "n_grad", "rank", "lora_r", "alpha", "record_first", "steps_a",
+           "steps_b", "steps_recover", "tune_lr", "hutchinson", "hutchinson_samples", "lm_model"}
 
-    cfg = resolve("01_theory", "cpu", seed=3)
-    back = pickle.loads(pickle.dumps(cfg))
-    assert isinstance(back, Config) and back.params == cfg.params
+
+def test_one_spelling_per_parameter_across_chapters():
+    names = {name for chapter in CHAPTERS for name in chapter_params(chapter)}
+    assert not names & RETIRED
+    assert len(names & SHARED) >= 8

@@ -1,6 +1,4 @@
-"""One module per book chapter: its ``PARAMS`` (see :mod:`lls.presets`) and its experiments.
+"""One package per book chapter: config -> protocol (cached) -> analysis -> claims -> figures.
 
-A chapter module turns a validated :class:`lls.presets.Config` into result objects (cached
-through :mod:`lls.cache`) and claim metrics (:mod:`lls.metrics`); the notebook only calls it,
-plots and explains.
+See ``lls/README.md`` for the data walk and what each module of a chapter may hold.
 """
