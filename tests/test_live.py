@@ -9,7 +9,6 @@ import os
 
 import pytest
 
-
 from lls.presets import CHAPTERS
 from lls.runner import NOTEBOOK_DIR, source_path
 
