@@ -21,7 +21,7 @@ from lls.errors import LLSError
 from lls.metrics import results_root
 from lls.presets import CHAPTERS
 from lls.runner import run_all
-from lls.scorecard import scorecard_page
+from lls.scorecard import rules_changed_page, scorecard_page
 
 ROOT = Path(__file__).resolve().parent.parent
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -65,6 +65,7 @@ def stage(preset: str, build_dir: Path) -> Path:
         notebook = nbformat.read(results_root() / chapter / preset / "executed.ipynb", as_version=4)
         nbformat.write(without_widgets(notebook), src / "notebooks" / f"{chapter}.ipynb")
     (src / "book" / "scorecard.md").write_text(scorecard_page(preset))
+    (src / "book" / "rules_changed.md").write_text(rules_changed_page())
     return src
 
 
