@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.lls-installed
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup book test lint unit bench lab chromium clean
+.PHONY: setup book check-book test lint unit bench lab chromium clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 book: setup
 	$(PY) -m lls book --preset cpu
+
+# The built cpu book in headless Chromium: figures fit, legends clear of sliders, no network.
+check-book: setup chromium
+	$(PY) -m lls check-book --preset cpu
 
 lint: setup
 	$(PY) -m ruff check lls tests benchmarks

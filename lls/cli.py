@@ -6,6 +6,7 @@ Examples::
     python -m lls run --all --preset smoke
     python -m lls book                      # every chapter on cpu, then the HTML book
     python -m lls params 03                 # a chapter's parameters and preset defaults
+    python -m lls check-book                # the built book in headless Chromium: layout problems
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
 
     card = sub.add_parser("scorecard", help="print the scorecard (Markdown) from the metrics files")
     card.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS))
+
+    check = sub.add_parser("check-book", help="open the built book in headless Chromium and list layout problems")
+    check.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS))
 
     params = sub.add_parser("params", help="list a chapter's parameters and their preset defaults")
     params.add_argument("notebook", nargs="?", help="a chapter (default: all)")
@@ -82,6 +86,17 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 paths = [run_chapter(chapter_name(args.notebook), args.preset, overrides, force=args.force)]
             print("\n".join(str(p) for p in paths))
+        elif args.command == "check-book":
+            from lls.book import ROOT
+            from lls.bookcheck import check_book
+
+            html = ROOT / "_build" / args.preset / "_build" / "html"
+            if not html.exists():
+                raise LLSError(f"No built book at {html}: run `python -m lls book --preset {args.preset}` first.")
+            shots = ROOT / "_build" / "screenshots" / args.preset
+            problems = check_book(html, shots)
+            print("\n".join(problems) or f"No problems found; screenshots in {shots}.")
+            return 1 if problems else 0
         elif args.command == "book":
             from lls.book import build_book
 

@@ -1,29 +1,101 @@
-"""Plotly figures for the book: one renderer, a generic slider figure and the drift explorer.
+"""Plotly figures for the book: one house style, one renderer, a slider figure, the drift explorer.
+
+Style is chosen once, here: the ``lls`` template (:data:`HOUSE`, on top of ``plotly_white``) sets
+fonts, margins that grow to fit titles and legends, a colour-blind-safe colour order
+(Okabe–Ito), hover formats, and puts the legend *above* the plot area, so it never sits under a
+slider (sliders live below the plot). It is the default for every figure built after
+``lls.plots`` is imported, and :func:`show` applies it again to any figure it is given.
 
 Rendering is chosen once, here. :func:`show` emits a MIME bundle holding both ``text/html`` (a
-``<div>`` plus a small script calling ``Plotly.newPlot``, *without* plotly.js) and plotly's own
-JSON. The built book loads plotly.js from its own ``_static`` folder (no CDN, works offline) and
-renders the HTML; a live JupyterLab renders the JSON. Sliders are plotly sliders, so they work
-in the static HTML without a kernel.
+``<figure>`` with the plot's ``<div>``, a small script calling ``Plotly.newPlot`` *without*
+plotly.js, a caption and a link that downloads the plotted numbers as CSV, all inline) and
+plotly's own JSON. The built book loads plotly.js from its own ``_static`` folder (no CDN, works
+offline) and renders the HTML; a live JupyterLab renders the JSON. Sliders are plotly sliders,
+so they work in the static HTML without a kernel.
 """
 
 from __future__ import annotations
 
+import base64
+import csv
+import html
+import io
+import re
 from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 PLOTLY_JSON = "application/vnd.plotly.v1+json"
+COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+"""Okabe–Ito colour order: distinguishable with the common colour-vision deficiencies."""
+
+HOUSE = go.layout.Template(layout={
+    "font": {"family": "Inter, 'Helvetica Neue', Arial, sans-serif", "size": 13, "color": "#222"},
+    "title": {"font": {"size": 15}, "x": 0, "xanchor": "left", "xref": "paper", "automargin": True,
+              "yref": "container", "y": 0.98, "yanchor": "top"},
+    "margin": {"l": 60, "r": 24, "t": 60, "b": 50, "autoexpand": True},
+    "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom",
+               "font": {"size": 11}, "bgcolor": "rgba(255,255,255,0)"},
+    "colorway": list(COLORS),
+    "hovermode": "closest",
+    "hoverlabel": {"font": {"size": 12}},
+    "xaxis": {"automargin": True, "title": {"standoff": 8}, "hoverformat": ".4g"},
+    "yaxis": {"automargin": True, "title": {"standoff": 8}, "hoverformat": ".4g"},
+})
+pio.templates["lls"] = HOUSE
+pio.templates.default = "plotly_white+lls"
 
 
-def show(fig: go.Figure) -> None:
-    """Display ``fig`` in a notebook so that it renders in the offline book and in JupyterLab."""
+def figure_csv(fig: go.Figure) -> str:
+    """The numbers ``fig`` plots as CSV, one row per point: trace, x, y (and z for heatmaps, error)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["trace", "x", "y", "z", "error"])
+    for index, trace in enumerate(fig.data):
+        name = trace.name or f"trace {index}"
+        x, y = getattr(trace, "x", None), getattr(trace, "y", None)
+        z = getattr(trace, "z", None)
+        if z is not None:
+            z = np.asarray(z, dtype=float)
+            xs = list(x) if x is not None else list(range(z.shape[1]))
+            ys = list(y) if y is not None else list(range(z.shape[0]))
+            writer.writerows([name, xs[j], ys[i], z[i, j], ""] for i in range(z.shape[0]) for j in range(z.shape[1]))
+            continue
+        if x is None and y is None:
+            continue
+        n = len(x if x is not None else y)
+        err = getattr(getattr(trace, "error_y", None), "array", None)
+        writer.writerows([name, x[i] if x is not None else i, y[i] if y is not None else "", "",
+                          err[i] if err is not None and i < len(err) else ""] for i in range(n))
+    return out.getvalue()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "figure"
+
+
+def show(fig: go.Figure, caption: str | None = None, name: str | None = None) -> None:
+    """Display ``fig`` in the house style, so that it renders in the offline book and in JupyterLab.
+
+    ``caption`` (Markdown-free text: what is plotted, units, n, what to look for) is shown under
+    the figure with a link that downloads the plotted numbers (:func:`figure_csv`) as
+    ``<name>.csv``; the data travel inside the page, so the link works offline.
+    """
     from IPython.display import display
 
-    html = fig.to_html(full_html=False, include_plotlyjs=False, config={"responsive": True})
-    display({"text/html": html, PLOTLY_JSON: fig.to_plotly_json()}, raw=True)
+    fig.update_layout(template="plotly_white+lls")
+    title = fig.layout.title.text or "figure"
+    name = _slug(name or title)
+    plot = fig.to_html(full_html=False, include_plotlyjs=False, config={"responsive": True})
+    data = base64.b64encode(figure_csv(fig).encode()).decode()
+    link = (f'<a class="lls-csv" download="{name}.csv" href="data:text/csv;charset=utf-8;base64,{data}">'
+            f"data (CSV)</a>")
+    text = html.escape(caption) + " " if caption else ""
+    page = f'<figure class="lls-figure">{plot}<figcaption>{text}{link}</figcaption></figure>'
+    display({"text/html": page, PLOTLY_JSON: fig.to_plotly_json()}, raw=True)
 
 
 def band(fig: go.Figure, x: Sequence, ys, name: str, color: str, *, spread: str = "sd", row: int | None = None,
