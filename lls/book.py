@@ -50,6 +50,20 @@ def without_widgets(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return notebook
 
 
+PLUMBING = ("parameters", "injected-parameters")
+
+
+def without_plumbing(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Tag the parameters cell and papermill's injected one ``remove-cell``: the built chapter opens
+    on the science (the values used are in the run's collapsed table; the cells stay in the
+    ``.md`` and the executed ``.ipynb`` for people who run it)."""
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags", [])
+        if any(t in tags for t in PLUMBING) and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    return notebook
+
+
 def stage(preset: str, build_dir: Path) -> Path:
     """Copy the book's sources and the preset's executed notebooks into ``build_dir/src``."""
     src = build_dir / "src"
@@ -63,7 +77,7 @@ def stage(preset: str, build_dir: Path) -> Path:
     (src / "notebooks").mkdir()
     for chapter in CHAPTERS:
         notebook = nbformat.read(results_root() / chapter / preset / "executed.ipynb", as_version=4)
-        nbformat.write(without_widgets(notebook), src / "notebooks" / f"{chapter}.ipynb")
+        nbformat.write(without_plumbing(without_widgets(notebook)), src / "notebooks" / f"{chapter}.ipynb")
     (src / "book" / "scorecard.md").write_text(scorecard_page(preset))
     (src / "book" / "rules_changed.md").write_text(rules_changed_page())
     return src

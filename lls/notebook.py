@@ -16,7 +16,7 @@ import numpy as np
 from lls.claims import Claim
 from lls.metrics import save
 from lls.presets import Config, resolve
-from lls.provenance import provenance_line
+from lls.provenance import provenance_details, provenance_line
 
 
 def batch_mode() -> bool:
@@ -25,12 +25,13 @@ def batch_mode() -> bool:
 
 
 def start(chapter: str, preset: str | None = None, **params) -> Config:
-    """Validate ``params`` for ``chapter`` (``None`` = preset default), seed, print provenance."""
+    """Validate ``params`` for ``chapter`` (``None`` = preset default), seed, and show the run's
+    one-line summary with every parameter value and the provenance in a collapsed table."""
     from IPython.display import Markdown, display
 
     cfg = resolve(chapter, preset, **params)
     seed_everything(cfg.seed)
-    display(Markdown(f"**Provenance:** {provenance_line(cfg)}"))
+    display(Markdown(f"**This run:** {provenance_line(cfg)}\n\n{provenance_details(cfg)}"))
     return cfg
 
 

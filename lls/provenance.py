@@ -58,9 +58,17 @@ def provenance(cfg: Config) -> dict[str, object]:
 
 
 def provenance_line(cfg: Config) -> str:
-    """One human line, e.g. ``preset cpu · seed 0 · commit 1a2b3c4 · torch 2.13.0 · ... · device cpu``."""
+    """One human line, e.g. ``preset cpu · seed 0 · overrides: none · device cpu (2 threads)``."""
     p = provenance(cfg)
-    vers = " · ".join(f"{k} {v}" for k, v in p["versions"].items() if k in ("torch", "transformers", "peft"))
-    extra = ", ".join(f"{k}={v}" for k, v in p["overrides"].items()) or "preset defaults"
-    return (f"preset {p['preset']} · seed {p['seed']} · parameters: {extra} · commit {p['commit']} "
-            f"· lls code {p['lls_code']} · {vers} · device {p['device']}")
+    extra = ", ".join(f"{k}={v}" for k, v in p["overrides"].items()) or "none"
+    return f"preset {p['preset']} · seed {p['seed']} · overrides: {extra} · device {p['device']}"
+
+
+def provenance_details(cfg: Config) -> str:
+    """An HTML ``<details>`` block: every parameter value of the run, then where it came from."""
+    p = provenance(cfg)
+    rows = "".join(f"<tr><td><code>{k}</code></td><td>{v}</td></tr>" for k, v in cfg.params.items())
+    vers = ", ".join(f"{k} {v}" for k, v in p["versions"].items())
+    return (f"<details><summary>All parameter values and provenance</summary><table><tr><th>parameter</th>"
+            f"<th>value</th></tr>{rows}</table><p>commit {p['commit']} · lls code {p['lls_code']} · {vers}</p>"
+            f"</details>")

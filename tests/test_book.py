@@ -51,7 +51,8 @@ def test_book_pages_and_scorecard(smoke_book):
     html = smoke_book["html"]
     for chapter in CHAPTERS:
         page = (html / "notebooks" / f"{chapter}.html").read_text()
-        assert "Provenance:" in page and "preset smoke" in page
+        assert "This run:" in page and "preset smoke" in page and "All parameter values" in page
+        assert "injected-parameters" not in page and 'params = {}' not in page  # opens on the science
         assert "cdn.plot.ly" not in page and "cdn.jsdelivr" not in page
     card = (html / "book" / "scorecard.html").read_text()
     assert all(f"C{i}" in card for i in range(1, 12))
@@ -73,6 +74,18 @@ def test_paper_preset_offline_fails_fast_with_a_clear_error(smoke_book):
     done = lls_command("run", "03_lora_drift", "--preset", "paper", env=smoke_book["env"], timeout=120)
     assert done.returncode == 2
     assert "MissingModelError" in done.stderr and "earlier runs" in done.stderr
+
+
+def test_staging_removes_the_parameter_cells():
+    import nbformat
+
+    from lls.book import without_plumbing
+
+    cells = [nbformat.v4.new_code_cell("preset = 'cpu'", metadata={"tags": ["parameters"]}),
+             nbformat.v4.new_code_cell("preset = 'smoke'", metadata={"tags": ["injected-parameters"]}),
+             nbformat.v4.new_code_cell("cfg = start()", metadata={"tags": ["hide-input"]})]
+    tags = [c.metadata["tags"] for c in without_plumbing(nbformat.v4.new_notebook(cells=cells)).cells]
+    assert tags == [["parameters", "remove-cell"], ["injected-parameters", "remove-cell"], ["hide-input"]]
 
 
 def test_staging_drops_widget_outputs_and_state():
