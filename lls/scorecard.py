@@ -68,6 +68,45 @@ def scorecard_markdown(preset: str, root: Path | None = None) -> str:
     return f"Verdicts on {preset}: {counts}.\n\n" + "\n".join(rows)
 
 
+VERDICT_COLORS = {"reproduced": "#009E73", "verified (math)": "#0072B2", "partly": "#E69F00",
+                  "inconclusive": "#999999", "not reproduced": "#D55E00", "contradicted": "#A51C30",
+                  "not run": "#DDDDDD"}
+
+
+def scorecard_figure(claims: list[dict]):
+    """A dot plot with one row per measured claim: ours with its interval (coloured by verdict)
+    and the paper's number (a black diamond) where it has one, each row on its own scale."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    rows = [c for c in claims if c["value"] is not None]
+    fig = make_subplots(rows=max(len(rows), 1), cols=1, vertical_spacing=0.5 / max(len(rows), 1))
+    for i, c in enumerate(rows, start=1):
+        low, high = c["ci"] if c.get("ci") else (c["value"], c["value"])
+        label = f"{c['id']} · {c['chapter'][3:]}"
+        fig.add_trace(go.Scatter(x=[c["value"]], y=[label], mode="markers", name=c["verdict"],
+                                 legendgroup=c["verdict"], showlegend=False,
+                                 marker={"size": 11, "color": VERDICT_COLORS[c["verdict"]]},
+                                 error_x={"type": "data", "symmetric": False, "array": [high - c["value"]],
+                                          "arrayminus": [c["value"] - low], "thickness": 2},
+                                 hovertemplate=f"{label}: %{{x:.3g}} {c.get('unit', '')} ({c['verdict']})<extra></extra>"),
+                      row=i, col=1)
+        if c["paper"] is not None:
+            fig.add_trace(go.Scatter(x=[c["paper"]], y=[label], mode="markers", name="paper", showlegend=False,
+                                     marker={"symbol": "diamond", "size": 10, "color": "black"},
+                                     hovertemplate=f"paper: %{{x:.3g}} {c.get('paper_unit') or ''}<extra></extra>"),
+                          row=i, col=1)
+    for verdict in dict.fromkeys(c["verdict"] for c in rows):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=verdict,
+                                 marker={"size": 11, "color": VERDICT_COLORS[verdict]}))
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="paper",
+                             marker={"symbol": "diamond", "size": 10, "color": "black"}))
+    fig.update_xaxes(showgrid=True, tickfont={"size": 10}, nticks=6)
+    fig.update_layout(title="Ours against the paper, per claim (bar: the interval the verdict used)",
+                      height=90 + 55 * max(len(rows), 1), margin={"l": 150})
+    return fig
+
+
 def scorecard_page(preset: str, root: Path | None = None) -> str:
     """The whole ``scorecard.md`` page of the book."""
     return (
@@ -81,8 +120,19 @@ def scorecard_page(preset: str, root: Path | None = None) -> str:
         "numbers come from its abstract and reviews (see the introduction); our protocol is reconstructed, so "
         "a difference can come from the protocol as much as from the claim. Rules changed after results had "
         "been seen are listed on [their own page](rules_changed.md).\n\n"
-        + scorecard_markdown(preset, root) + "\n"
+        + _figure_html(preset, root) + "\n\n" + scorecard_markdown(preset, root) + "\n"
     )
+
+
+def _figure_html(preset: str, root: Path | None) -> str:
+    """The dot plot as an HTML block (plotly.js comes with the book) with its caption."""
+    import lls.plots  # noqa: F401  (registers the house template)
+
+    fig = scorecard_figure(load_claims(preset, root))
+    plot = fig.to_html(full_html=False, include_plotlyjs=False, config={"responsive": True})
+    return (f'<figure class="lls-figure">{plot}<figcaption>Each row is one claim as one chapter measured it, on '
+            f"its own scale and unit (see the table). Dot: our value; bar: the interval the verdict was decided "
+            f"on (none where the row has a single run); diamond: the paper's number.</figcaption></figure>")
 
 
 def rules_changed_page() -> str:
