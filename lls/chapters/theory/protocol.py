@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lls import curvature, grids, layers, models, search, steering, subspace, textdata, theory
+from lls import curvature, grids, layers, models, search, seeds, steering, subspace, textdata, theory
 from lls.cache import cached
 from lls.chapters.theory.config import Config
 from lls.chapters.theory.results import (
@@ -84,7 +84,7 @@ def _theorem1(spec: Theorem1Spec) -> list[Theorem1Row]:
     rows = []
     for d in tqdm(dims(spec.t1_max_log10_dim), desc="Theorem 1: dimensions"):
         m = n_draws(spec, d)
-        gen = torch.Generator().manual_seed(spec.seed * 1000 + int(math.log10(d)))
+        gen = seeds.generator(spec.seed, "theorem1 draws", d)
         first, second = theory.sample_quadratic(d, m, spec.t1_sigma, 1.0, spec.t1_curvature, gen)
         ns = [n for n in grids.powers_of_two(spec.t1_max_draws) if n <= m]
         rows.append(Theorem1Row(
