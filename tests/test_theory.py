@@ -1,13 +1,25 @@
-"""Tests of lls.theory (closed forms against brute force) and of chapter 1's helpers."""
+"""Tests of lls.theory (closed forms against brute force) and of chapter 1 (lls.chapters.theory)."""
 
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from lls import curvature, presets, subspace, theory
+from lls import curvature, layers, presets, subspace, theory
 from lls.chapters import theory as chapter
+from lls.chapters.theory import analysis, protocol
+from lls.chapters.theory.claims import (
+    density_verdict,
+    krylov_claim,
+    krylov_verdict,
+    theorem1_claim,
+    theorem1_verdict,
+)
+from lls.chapters.theory.results import PushforwardResult, SubspaceRow, Theorem1Row
+from lls.claims import REGISTRY, threshold
 from lls.errors import ConfigError
 
 
@@ -116,37 +128,86 @@ def test_linear_pushforward_exact_for_linear_and_conv1d():
                                          num_key_value_heads=2)).double().eval()
     ids = torch.randint(0, 40, (2, 6))
     for model, kind in ((gpt2, "Conv1D"), (llama, "Linear")):
-        name, module = chapter.first_linear(chapter.layers.blocks(model)[1])
+        name, module = protocol.first_linear(layers.blocks(model)[1])
         assert type(module).__name__ == kind
         before = module.weight.detach().clone()
-        err = chapter.linear_pushforward(module, lambda m=model: m(input_ids=ids),
-                                         1e-2, torch.Generator().manual_seed(5))
+        err = protocol.linear_pushforward(module, lambda m=model: m(input_ids=ids),
+                                          1e-2, torch.Generator().manual_seed(5))
         assert err < 1e-11, (kind, err)
         assert torch.equal(module.weight, before)  # restored exactly
 
 
-def test_chapter_checks_and_helpers():
+# --- configuration -----------------------------------------------------------------------------
+
+
+def test_presets_validate_and_cpu_is_the_class_default():
+    assert presets.resolve("01_theory", "cpu") == replace(chapter.Config(), preset="cpu")
+    smoke = presets.resolve("01_theory", "smoke")
+    assert (smoke.model, smoke.t1_max_log10_dim, smoke.hutchinson_probes) == ("tiny-llama", 5, 2)
+    assert presets.resolve("01_theory", "paper").model == "qwen2.5-0.5b"
+
+
+@pytest.mark.parametrize("bad", [{"t1_min_draws": 4096, "t1_max_draws": 2048}, {"t1_n": 64, "t1_min_draws": 32},
+                                 {"sigma_min": 1.0, "sigma_max": 0.1}, {"pf_step_min": 0.1, "pf_step_max": 0.01},
+                                 {"f1f2_n": 5, "f1f2_pairs": 3}, {"l1_k_max": 50, "l1_steps": 20},
+                                 {"l1_k_max": 150}])
+def test_rules_reject_bad_combinations(bad):
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        presets.resolve("01_theory", "smoke", **bad)
+
+
+def test_bounds_choices_and_old_spelling():
+    with pytest.raises(ConfigError, match="hutchinson_probes"):
+        presets.resolve("01_theory", "smoke", hutchinson_samples=4)
+    with pytest.raises(ConfigError, match="outside its range"):
+        presets.resolve("01_theory", "smoke", t1_max_log10_dim=10)
+    with pytest.raises(ConfigError, match="not one of"):
+        presets.resolve("01_theory", "smoke", model="gpt-5")
+    assert presets.resolve("01_theory", "smoke", hutchinson_probes="4").hutchinson_probes == 4
+
+
+# --- helpers and summaries ---------------------------------------------------------------------
+
+
+def test_sweep_grid_and_density_problem():
     cfg = presets.resolve("01_theory", "smoke")
-    chapter.check(cfg)
-    for bad in ({"t1_n": 64, "t1_min_draws": 32}, {"sigma_min": 1.0, "sigma_max": 0.1},
-                {"f1f2_n": 5, "f1f2_pairs": 3}, {"l1_k_max": 50, "l1_steps": 20}):
-        with pytest.raises(ConfigError):
-            chapter.check(presets.resolve("01_theory", "smoke", **bad))
-    assert chapter.powers_of_two(40) == [1, 2, 4, 8, 16, 32, 40]
-    assert chapter.dims(cfg) == [10, 100, 1000, 10**4, 10**5]
-    assert chapter.n_draws(cfg, 10) == cfg.t1_max_draws and chapter.n_draws(cfg, 10**9) == cfg.t1_min_draws
-    assert chapter.linear_range({"sigmas": np.array([1, 2, 3]), "linear": np.array([True, True, False])}) == (1, 2)
-    assert chapter.linear_range({"sigmas": np.array([1, 2]), "linear": np.array([False, True])}) is None
-    p = chapter.density_problem(cfg)
+    assert protocol.dims(cfg.t1_max_log10_dim) == [10, 100, 1000, 10**4, 10**5]
+    spec = protocol.Theorem1Spec(cfg.seed, 5, cfg.t1_budget, cfg.t1_min_draws, cfg.t1_max_draws, cfg.t1_n,
+                                 cfg.t1_sigma, cfg.t1_curvature)
+    assert protocol.n_draws(spec, 10) == cfg.t1_max_draws and protocol.n_draws(spec, 10**9) == cfg.t1_min_draws
+    assert protocol.n_draws(spec, 10**4) == 2000  # budget 2e7 / D
+    p = protocol.density_problem(cfg.p1_dim)
     densities = {n: p.density(n) for n in p.names()}
     masses = {n: p.mass(n) for n in p.names()}
     assert max(densities, key=densities.get) == "A" and max(masses, key=masses.get) == "full"
 
 
+def test_linear_range():
+    assert analysis.linear_range(np.array([1, 2, 3]), np.array([True, True, False])) == (1, 2)
+    assert analysis.linear_range(np.array([1, 2, 3]), np.array([True, True, True])) == (1, 3)
+    assert analysis.linear_range(np.array([1, 2]), np.array([False, True])) is None
+
+
+def _sweep(cfg, ratios, se=0.01):
+    """Hand-made Theorem 1 rows whose best-of-t1_n gain is ``ratio * e_N`` ± ``se * e_N``."""
+    e_n = theory.expected_max_normal(cfg.t1_n)
+    return [Theorem1Row(dim=10**i, draws=100, ns=[cfg.t1_n], first=np.array([r * e_n]),
+                        first_se=np.array([se * e_n]), second=0.0, second_se=0.0, net=0.01 * i, net_first=0.0,
+                        g_spread=1.0) for i, r in enumerate(ratios, start=1)]
+
+
+def test_theorem1_summary_pools_and_tests_dimension_independence():
+    cfg = presets.resolve("01_theory", "smoke")
+    flat = analysis.summarize_theorem1(cfg, _sweep(cfg, [1.0, 1.01, 0.99, 1.0]))
+    assert flat.pooled == pytest.approx(1.0) and flat.pooled_se == pytest.approx(0.005)
+    assert flat.dof == 3 and flat.p_value > 0.5 and flat.max_z == pytest.approx(1.0)
+    assert flat.crossover == pytest.approx(theory.crossover_dim(cfg.t1_sigma, 1.0, cfg.t1_n, cfg.t1_curvature))
+    assert analysis.summarize_theorem1(cfg, _sweep(cfg, [0.9, 1.0, 1.1, 1.2])).p_value < 1e-6
+
+
 def test_sigma_explorer_figure_has_one_slider_step_per_dimension():
     cfg = presets.resolve("01_theory", "smoke")
-    t1 = {d: {"net": 0.01} for d in (10, 100, 1000)}
-    fig = chapter.fig_sigma_explorer(cfg, t1)
+    fig = chapter.fig_sigma_explorer(analysis.summarize_theorem1(cfg, _sweep(cfg, [1.0, 1.0, 1.0])))
     steps = fig.layout.sliders[0].steps
     assert [s.label for s in steps] == ["1e+01", "1e+02", "1e+03"]
     star_x = [s.args[0]["x"][2][0] for s in steps]
@@ -154,41 +215,109 @@ def test_sigma_explorer_figure_has_one_slider_step_per_dimension():
 
 
 def test_pushforward_summary_finds_linear_range_and_slope():
+    cfg = presets.resolve("01_theory", "smoke")
     x = np.geomspace(1e-8, 1e-2, 7)
     err = 100 * x + 1e-9 / x  # rounding floor at small steps, first-order remainder at large ones
-    s = chapter.pushforward_summary({"step_norms": 5 * x, "theta_norm": 5.0, "rel_error": err})
-    assert s["linear_up_to"] == pytest.approx(1e-3, rel=0.05)
-    assert s["slope"] == pytest.approx(1.0, abs=0.05)
-    none = chapter.pushforward_summary({"step_norms": x, "theta_norm": 1.0, "rel_error": np.ones(7)})
-    assert none["linear_up_to"] is None
+
+    def result(step_norms, theta_norm, rel_error):
+        return PushforwardResult(1, "q", 1e-5, 1e-14, theta_norm, step_norms, rel_error, np.ones(7), 10)
+
+    s = analysis.summarize_pushforward(cfg, result(5 * x, 5.0, err))
+    assert s.linear_up_to == pytest.approx(1e-3, rel=0.05)
+    assert s.slope == pytest.approx(1.0, abs=0.05)
+    assert analysis.summarize_pushforward(cfg, result(x, 1.0, np.ones(7))).linear_up_to is None
+    assert analysis.summarize_pushforward(cfg, result(x, 1.0, np.full(7, 0.01))).linear_up_to == pytest.approx(1e-2)
 
 
-def test_theorem1_summary_pools_and_tests_dimension_independence():
+# --- claim rules -------------------------------------------------------------------------------
+
+
+def _theorem1(pooled, pooled_se, p_value):
     cfg = presets.resolve("01_theory", "smoke")
-    e_n = theory.expected_max_normal(cfg.t1_n)
+    base = analysis.summarize_theorem1(cfg, _sweep(cfg, [1.0, 1.0]))
+    return replace(base, pooled=pooled, pooled_se=pooled_se, p_value=p_value)
 
-    def sweep(ratios):
-        return {10**i: {"ns": [cfg.t1_n], "first": np.array([r * e_n]), "first_se": np.array([0.01 * e_n])}
-                for i, r in enumerate(ratios, start=1)}
 
-    flat = chapter.theorem1_summary(cfg, sweep([1.0, 1.01, 0.99, 1.0]))
-    assert flat["pooled"] == pytest.approx(1.0) and flat["pooled_se"] == pytest.approx(0.005)
-    assert flat["p_value"] > 0.5
-    assert chapter.theorem1_claim(cfg, sweep([1.0, 1.01, 0.99, 1.0])).verdict == "reproduced"
-    rising = sweep([0.9, 1.0, 1.1, 1.2])
-    assert chapter.theorem1_summary(cfg, rising)["p_value"] < 1e-6
-    assert chapter.theorem1_claim(cfg, rising).verdict != "reproduced"
+def test_c5_rule_gives_each_verdict():
+    z, p = threshold("C5", "theory_z"), threshold("C5", "theory_p")
+    paper = REGISTRY["C5"].paper
+    assert theorem1_verdict(_theorem1(paper + 0.5 * z * 0.01, 0.01, 0.5)) == "reproduced"
+    assert theorem1_verdict(_theorem1(paper + 2 * z * 0.01, 0.01, 0.5)) == "partly"  # flat, off target
+    assert theorem1_verdict(_theorem1(paper, 0.01, p / 2)) == "partly"  # on target, depends on D
+    assert theorem1_verdict(_theorem1(paper + 2 * z * 0.01, 0.01, p / 2)) == "not reproduced"
+    assert theorem1_verdict(_theorem1(paper, 0.01, p)) == "partly"  # p must exceed theory_p
+    claim = theorem1_claim(_theorem1(0.98, 0.01, 0.5))
+    assert (claim.value, claim.spread, claim.paper) == (0.98, 0.01, paper)
+
+
+def _density(mean_gains, rho=None):
+    """Subspaces with densities 3 > 2 > 1 and the given mean gains (so the given order by gain)."""
+    cfg = presets.resolve("01_theory", "smoke")
+    rows = [SubspaceRow(name, 10, mass, dens, np.array([g - 0.1, g + 0.1]), 0.0)
+            for name, mass, dens, g in zip("XYZ", (0.1, 0.5, 0.9), (3.0, 2.0, 1.0), mean_gains, strict=True)]
+    s = analysis.summarize_proposition1(cfg, rows)
+    return s if rho is None else replace(s, rho_density=rho)
+
+
+def test_c6_rule_gives_each_verdict():
+    good = _density([3.0, 2.0, 1.0])
+    assert good.names == good.by_density == ["X", "Y", "Z"] and good.rho_density == pytest.approx(1.0)
+    assert good.rho_mass == pytest.approx(-1.0)
+    assert density_verdict(good) == "reproduced"
+    swapped = _density([3.0, 1.0, 2.0])
+    assert swapped.names == ["X", "Z", "Y"] and swapped.rho_density == pytest.approx(0.5)
+    assert density_verdict(swapped) == "not reproduced"
+    partly = threshold("C6", "theory_rho_partly")
+    assert density_verdict(_density([3.0, 1.0, 2.0], rho=partly)) == "partly"
+    assert density_verdict(_density([3.0, 1.0, 2.0], rho=partly - 0.01)) == "not reproduced"
+
+
+def test_c7_rule_gives_each_verdict():
+    limit = threshold("C7", "residual_max")
+    s = analysis.KrylovSummary(dim=100, k_max=12, gd_residual=limit / 10, adam_residual=0.5, prefix_gap=1e-4,
+                               gd_closed_form_error=1e-15)
+    assert krylov_verdict(s) == "reproduced"
+    assert krylov_verdict(replace(s, gd_residual=limit)) == "not reproduced"
+    assert krylov_claim(s).value == pytest.approx(limit / 10)
 
 
 def test_claim_texts_keep_markdown_tables_intact():
+    s = analysis.KrylovSummary(dim=100, k_max=12, gd_residual=1e-15, adam_residual=0.5, prefix_gap=1e-4,
+                               gd_closed_form_error=1e-15)
     cfg = presets.resolve("01_theory", "smoke")
-    e_n = theory.expected_max_normal(cfg.t1_n)
-    t1 = {10: {"ns": [cfg.t1_n], "first": np.array([e_n]), "first_se": np.array([0.01])},
-          100: {"ns": [cfg.t1_n], "first": np.array([e_n]), "first_se": np.array([0.01])}}
-    p1 = {"rows": [{"name": "A", "gain": 2.0, "density": 2.0}, {"name": "full", "gain": 1.0, "density": 1.0}],
-          "rho_density": 1.0, "rho_mass": -1.0}
-    l1 = {"gd": {"residual": np.array([1e-15]), "prefix": np.array([1.0]), "krylov": np.array([1.0])},
-          "adam": {"residual": np.array([0.5])}}
-    for claim in chapter.claims(cfg, t1, p1, l1):
+    pf = analysis.summarize_pushforward(cfg, PushforwardResult(1, "q", 1e-5, 1e-14, 1.0, np.geomspace(1e-6, 1e-2, 3),
+                                                               np.array([1e-3, 1e-2, 0.2]), np.ones(3), 10))
+    summary = chapter.Summary(theorem1=_theorem1(1.0, 0.01, 0.5), f1f2=None, density=_density([3.0, 2.0, 1.0]),
+                              krylov=s, pushforward=pf)
+    out = chapter.claims(summary)
+    assert [c.id for c in out] == ["C5", "C6", "C7"]
+    assert [c.verdict for c in out] == ["reproduced"] * 3
+    for claim in out:
         assert "|" not in claim.note + claim.unit, claim.id  # a pipe would split the scorecard's cells
-    assert [c.verdict for c in chapter.claims(cfg, t1, p1, l1)] == ["reproduced"] * 3
+
+
+# --- the protocol on the smoke preset ----------------------------------------------------------
+
+
+def test_smoke_protocol_end_to_end(isolated):
+    cfg = presets.resolve("01_theory", "smoke")
+    t1 = chapter.theorem1(cfg)
+    assert [r.dim for r in t1] == protocol.dims(5)
+    f = chapter.f1f2(cfg)
+    assert f.search.f1.shape == (cfg.n_sigmas, cfg.f1f2_pairs) and f.grad_norm > 0
+    summary = chapter.Summary(
+        theorem1=analysis.summarize_theorem1(cfg, t1), f1f2=analysis.summarize_f1f2(cfg, f),
+        density=analysis.summarize_proposition1(cfg, chapter.proposition1(cfg)),
+        krylov=analysis.summarize_lemma1(chapter.lemma1(cfg)),
+        pushforward=analysis.summarize_pushforward(cfg, chapter.pushforward(cfg)))
+    assert summary.pushforward.layer == 1  # pf_layer -1: the middle block of tiny-llama's two
+    assert summary.pushforward.one_layer_float64 < 1e-10
+    assert [c.verdict for c in chapter.claims(summary)] == ["reproduced"] * 3
+    extra = chapter.extra_metrics(summary)
+    assert extra["theorem1_chi2_p"] == summary.theorem1.p_value and extra["krylov_prefix_gap"] < 1e-3
+    # an analysis-only parameter (f1f2_n) reuses the cached diagnostic; a protocol one does not
+    chapter.f1f2(replace(cfg, f1f2_n=3))
+    entries = lambda: len(list(Path(isolated, "cache").rglob("_f1f2/*/output.pkl")))  # noqa: E731
+    assert entries() == 1
+    chapter.f1f2(replace(cfg, f1f2_pairs=4))
+    assert entries() == 2
