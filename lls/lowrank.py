@@ -29,9 +29,9 @@ weight would do. A matrix of the space that no such module uses raises :class:`V
 the batch axis, candidate-major (rows ``b B .. (b + 1) B - 1`` are candidate ``b``), the model
 runs once with the hooks, and candidate ``b``'s loss is ``objective.batch_loss`` on its rows of
 the output. Each hook computes its ``N`` low-rank terms with two batched matmuls, ``(N, K, n) @
-(N, n, r)`` then ``(N, K, r) @ (N, r, m)`` for ``K`` tokens per candidate: ``O(N K r (m + n))``
-work against the layer's ``O(N K m n)``, and ``N r (m + n)`` numbers of factors, never ``N``
-weight matrices.
+(N, n, r)`` then ``(N, K, r) @ (N, r, m)`` accumulated into the layer's fresh output in place
+(:func:`torch.baddbmm`), for ``K`` tokens per candidate: ``O(N K r (m + n))`` work against the
+layer's ``O(N K m n)``, and ``N r (m + n)`` numbers of factors, never ``N`` weight matrices.
 
 **Law.** An entry of ``A B^T / sqrt(r)`` is a sum of ``r`` products of independent standard
 normals over ``sqrt(r)``: mean 0, variance 1, excess kurtosis ``6 / r``; entries are
@@ -231,18 +231,23 @@ class _Hooks:
 
         def hook(module, inputs, output):
             x = inputs[0]
-            if kind != "embedding":
-                xs = x.reshape(n, -1, x.shape[-1])                                  # (N, K, in)
+            if kind == "embedding":
+                shared = x.shape[0] != self.total  # ids shared by every row: GPT-2's position ids (1, T)
+                if shared and x.shape[0] != 1:
+                    raise RuntimeError(f"an embedding got ids of shape {tuple(x.shape)} in a pass over "
+                                       f"{self.total} rows")
+                ids = x.reshape(1, -1).expand(n, -1) if shared else x.reshape(n, -1)  # (N, K)
+                low, left = a[torch.arange(n, device=a.device)[:, None], ids] * scale, b  # (N, K, r)
+                if shared:
+                    delta = (low @ left.transpose(1, 2)).view(n, *output.shape[1:])
+                    return output + delta.repeat_interleave(self.total // n, dim=0)
+            else:
                 right, left = (b, a) if kind == "linear" else (a, b)
-                return output + (((xs @ right) * scale) @ left.transpose(1, 2)).view(output.shape)
-            shared = x.shape[0] != self.total  # ids shared by every row: GPT-2's position ids (1, T)
-            if shared and x.shape[0] != 1:
-                raise RuntimeError(f"an embedding got ids of shape {tuple(x.shape)} in a pass over {self.total} rows")
-            ids = x.reshape(1, -1).expand(n, -1) if shared else x.reshape(n, -1)     # (N, K)
-            delta = (a[torch.arange(n, device=a.device)[:, None], ids] * scale) @ b.transpose(1, 2)  # (N, K, dim)
-            if shared:
-                return output + delta.view(n, *output.shape[1:]).repeat_interleave(self.total // n, dim=0)
-            return output + delta.view(output.shape)
+                low = (x.reshape(n, -1, x.shape[-1]) @ right) * scale                # (N, K, r)
+            out = output if output.is_contiguous() else output.contiguous()
+            # the module's fresh output, (N, K, out): accumulate the low-rank term into it in place
+            out.view(n, -1, out.shape[-1]).baddbmm_(low, left.transpose(1, 2))
+            return out
 
         return hook
 
