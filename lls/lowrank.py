@@ -43,6 +43,7 @@ Gaussian variance ``sigma^2 ||g||^2`` but heavier tails, see
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -171,7 +172,7 @@ def _replayed_losses(objective: Objective, n: int, hooks: _Hooks | None = None) 
     outputs: list[tuple[Any, int]] = []
     losses = []
     for b in range(n):
-        calls = iter(range(1 << 62))
+        calls = itertools.count()
 
         def call(*args, b=b, calls=calls, **kwargs):
             c = next(calls)
