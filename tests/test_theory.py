@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy import integrate, special
 
 from lls import curvature, layers, presets, subspace, theory
 from lls.chapters import theory as chapter
@@ -321,3 +322,78 @@ def test_smoke_protocol_end_to_end(isolated):
     assert entries() == 1
     chapter.f1f2(replace(cfg, f1f2_pairs=4))
     assert entries() == 2
+
+
+
+# --- Theorem 1 under low-rank noise --------------------------------------------------------------
+
+SPECTRUM = (3.0, 1.5, 1.0, 0.5, 0.2, 0.1)  # unequal, so that a mix-up of s and s^2 shows
+
+
+def _gradient(spectrum=SPECTRUM, shape=(8, 6), seed=0):
+    """A gradient matrix (m, n) float64 with the given singular values and random singular vectors."""
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.linalg.qr(torch.randn(shape[0], len(spectrum), generator=gen, dtype=torch.float64))[0]
+    v = torch.linalg.qr(torch.randn(shape[1], len(spectrum), generator=gen, dtype=torch.float64))[0]
+    return u @ torch.diag(torch.tensor(spectrum, dtype=torch.float64)) @ v.T
+
+
+@pytest.mark.parametrize("rank", [1, 3])
+def test_lowrank_signal_variance_and_kurtosis_against_simulation(rank):
+    """Explicit A, B: Var(g^T eps) = ||G||_F^2 (sigma = 1) and E[S^4] = (3 + excess kurtosis) ||G||_F^4,
+    each within 4.5 standard errors (estimated from the sample) over 200,000 draws."""
+    grad = _gradient()
+    draws = theory.simulate_lowrank_signal(grad, rank, 200_000, torch.Generator().manual_seed(rank))
+    norm2 = float(grad.pow(2).sum())
+    assert norm2 == pytest.approx(sum(s * s for s in SPECTRUM))
+    n = len(draws)
+    for values, target in [(draws, 0.0), (draws**2, norm2),
+                           (draws**4, (3 + theory.lowrank_excess_kurtosis(SPECTRUM, rank)) * norm2**2)]:
+        assert abs(values.mean() - target) < 4.5 * values.std(ddof=1) / math.sqrt(n)
+    kurt = theory.lowrank_excess_kurtosis(SPECTRUM, rank)
+    assert kurt == pytest.approx(6 * sum(s**4 for s in SPECTRUM) / (rank * norm2**2))
+    assert theory.lowrank_excess_kurtosis([1.0], 1) == 6.0  # the product of two normals
+
+
+def test_lowrank_survival_function_of_a_product_of_normals():
+    """r = 1 and a rank-1 gradient: Y = u v, density K_0(|x|) / pi, whatever the singular value."""
+    for y in (0.0, 0.3, 1.0, 3.0, 8.0):
+        exact = integrate.quad(lambda x: special.k0(x) / math.pi, y, np.inf, epsabs=1e-15)[0]
+        assert theory.lowrank_signal_sf(y, [2.5], 1) == pytest.approx(exact, rel=1e-8, abs=1e-13)
+    assert theory.lowrank_signal_sf(-1.0, [1.0], 1) == pytest.approx(1 - theory.lowrank_signal_sf(1.0, [1.0], 1))
+    assert theory.lowrank_signal_cf(0.7, [1.0], 1) == pytest.approx(1 / math.sqrt(1 + 0.49))
+
+
+def test_expected_max_lowrank_limits_and_exact_values():
+    ns = [1, 2, 10, 1000]
+    gauss = np.array([theory.expected_max_normal(n) for n in ns])
+    rank1 = theory.expected_max_lowrank(ns, [1.0], 1)
+    assert rank1[0] == 0 and rank1[1] == pytest.approx(0.5, abs=1e-7)  # Y_1 - Y_2 is Laplace(1)
+    assert rank1[3] > gauss[3] + 2  # exponential tails: far above e_N for many candidates
+    # r -> infinity: Gaussian, Theorem 1 as it is
+    np.testing.assert_allclose(theory.expected_max_lowrank(ns, SPECTRUM, 10**7), gauss, atol=1e-5)
+    # rank r on rank-1 G is rank 1 on r equal singular values
+    np.testing.assert_allclose(theory.expected_max_lowrank(ns, [1.0], 4),
+                               theory.expected_max_lowrank(ns, [1.0] * 4, 1), atol=1e-7)
+    # e~_2 <= e_2 (Jensen), and the gap to the Gaussian shrinks as r grows
+    gaps = [abs(theory.expected_max_lowrank([2, 1000], SPECTRUM, r) - gauss[[1, 3]]) for r in (1, 4, 16)]
+    assert all(theory.expected_max_lowrank([2], SPECTRUM, r)[0] < gauss[1] for r in (1, 4, 16))
+    assert np.all(gaps[0] > gaps[1]) and np.all(gaps[1] > gaps[2])
+
+
+@pytest.mark.parametrize("rank", [1, 2])
+def test_expected_max_lowrank_against_simulation(rank):
+    """51,200 explicit draws of g^T eps / ||G||_F: their tail frequencies at y = 0.5, 1, 2, 3 and the
+    mean of the max of N over 400 blocks per N, each within 4.5 standard errors of
+    :func:`lls.theory.lowrank_signal_sf` and :func:`lls.theory.expected_max_lowrank`."""
+    ns = [2, 16, 128]
+    grad = _gradient()
+    draws = theory.simulate_lowrank_signal(grad, rank, 128 * 400, torch.Generator().manual_seed(10 + rank))
+    draws /= float(grad.norm())
+    for y in (0.5, 1.0, 2.0, 3.0):
+        p = theory.lowrank_signal_sf(y, SPECTRUM, rank)
+        assert abs((draws > y).mean() - p) < 4.5 * math.sqrt(p * (1 - p) / len(draws)), (y, p)
+    predicted = theory.expected_max_lowrank(ns, SPECTRUM, rank)
+    for n, p in zip(ns, predicted, strict=True):
+        maxima = draws[: 400 * n].reshape(400, n).max(axis=1)
+        assert abs(maxima.mean() - p) < 4.5 * maxima.std(ddof=1) / math.sqrt(400), (n, maxima.mean(), p)
