@@ -32,6 +32,7 @@ from lls import cache, layers, lora, models, steering, textdata
 from lls.chapters.steering.config import Config
 from lls.errors import ConfigError
 from lls.params import ParamSpace
+from lls.seeds import derive, generator
 
 VECTORS = ("CAA", "step (all params)", "step (LoRA)", "random")
 #: Vectors evaluated at every grid block; the others only at the steering block (to save time).
@@ -112,8 +113,9 @@ def split_halves(statements: list, seed: int) -> tuple[list, list]:
     """A random split of ``statements`` into two halves by fact, stratified by topic: the true and
     false versions of a fact (:func:`fact_groups`) stay together, so CAA within a half contrasts
     the same subjects, and both halves hold the same mix of topics. Otherwise CAA picks up which
-    subjects landed on which side, not truth."""
-    gen = torch.Generator().manual_seed(seed)
+    subjects landed on which side, not truth. Streams: ``"split halves"`` (which groups go to which
+    half) and ``"split order"`` (the order within each half), both of ``seed``."""
+    gen = generator(seed, "split halves")
     by_topic: dict[str, list] = {}
     for group in fact_groups(statements):
         by_topic.setdefault(group[0].topic, []).append(group)
@@ -124,7 +126,7 @@ def split_halves(statements: list, seed: int) -> tuple[list, list]:
         half = len(groups) // 2
         first += [s for i in order[:half] for s in groups[i]]
         second += [s for i in order[half:] for s in groups[i]]
-    mix = torch.Generator().manual_seed(seed + 1)
+    mix = generator(seed, "split order")
     return ([first[i] for i in torch.randperm(len(first), generator=mix).tolist()],
             [second[i] for i in torch.randperm(len(second), generator=mix).tolist()])
 
@@ -195,9 +197,11 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
 
 def _lora_shift(model, step: steering.StatementBatch, probe: steering.StatementBatch, seed: int,
                 spec: AlignmentSpec) -> tuple[steering.Shift, int]:
-    """The shift of one LoRA step (on a copy of ``model``; seed ``seed`` draws LoRA's A) and the LoRA dimension."""
-    torch.manual_seed(seed)  # LoRA's A matrices come from the global generator
-    peft_model = lora.add_lora(copy.deepcopy(model), r=spec.lora_rank, alpha=2 * spec.lora_rank)
+    """The shift of one LoRA step (on a copy of ``model``; LoRA's A from stream ``"lora init"`` of
+    ``seed``) and the LoRA dimension."""
+    with torch.random.fork_rng(devices=[]):  # LoRA's A matrices come from the global generator
+        torch.manual_seed(derive(seed, "lora init"))
+        peft_model = lora.add_lora(copy.deepcopy(model), r=spec.lora_rank, alpha=2 * spec.lora_rank)
     space = lora.adapter_space(peft_model)
     return steering.activation_shift(space, steering.gradient_step(space, step, spec.lora_step_norm), probe), space.dim
 
@@ -211,7 +215,7 @@ def _one_split(model, tokenizer, space: ParamSpace, train: list, seed: int, spec
     full = steering.activation_shift(space, steering.gradient_step(space, step, spec.step_norm), probe)
     contrast = steering.activation_shift(
         space, steering.gradient_step(space, step, spec.step_norm, steering.contrast_loss), probe, predict=False)
-    shuffled_labels = step.labels[torch.randperm(len(step), generator=torch.Generator().manual_seed(seed))]
+    shuffled_labels = step.labels[torch.randperm(len(step), generator=generator(seed, "shuffled labels"))]
     shuffled = steering.activation_shift(
         space, steering.gradient_step(space, step.with_labels(shuffled_labels), spec.step_norm), probe,
         predict=False)
@@ -241,7 +245,7 @@ def alignment(spec: AlignmentSpec, model_name: str) -> Alignment:
             rows.setdefault(key, []).append(value)
         first = first or vectors
     caa = first["caa"]
-    random_dirs = torch.randn(spec.n_null, caa.shape[1], generator=torch.Generator().manual_seed(spec.seed))
+    random_dirs = torch.randn(spec.n_null, caa.shape[1], generator=generator(spec.seed, "null directions"))
     null = steering.cosine(random_dirs[None], caa[:, None]).abs()  # (layers, n_null)
     stack = {k: np.asarray(v, dtype=float) for k, v in rows.items()}
     return Alignment(
@@ -291,9 +295,9 @@ def side_text(tokenizer, n_tokens: int) -> str:
 
 def steering_vectors(found: Alignment, seed: int) -> dict[str, torch.Tensor]:
     """Each vector of :data:`VECTORS`, ``(layers, d_model)``: CAA, the two steps' shifts, and a
-    Gaussian random control drawn from seed ``seed``."""
+    Gaussian random control (stream ``"random steering vector"`` of ``seed``)."""
     caa = torch.from_numpy(found.caa)
-    random_dirs = torch.randn(caa.shape, generator=torch.Generator().manual_seed(seed + 7919))
+    random_dirs = torch.randn(caa.shape, generator=generator(seed, "random steering vector"))
     return {"CAA": caa, "step (all params)": torch.from_numpy(found.shift_full),
             "step (LoRA)": torch.from_numpy(found.shift_lora), "random": random_dirs}
 
