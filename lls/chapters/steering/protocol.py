@@ -192,6 +192,7 @@ def _rel_error(shift: steering.Shift) -> np.ndarray:
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """``(layers,)``: cosine of each row of ``a`` with the same row of ``b`` (both ``(layers, d)``)."""
     return steering.cosine(a, b).numpy()
 
 
@@ -206,7 +207,8 @@ def _lora_shift(model, step: steering.StatementBatch, probe: steering.StatementB
     return steering.activation_shift(space, steering.gradient_step(space, step, spec.lora_step_norm), probe), space.dim
 
 
-def _one_split(model, tokenizer, space: ParamSpace, train: list, seed: int, spec: AlignmentSpec):
+def _one_split(model, tokenizer, space: ParamSpace, train: list, seed: int,
+               spec: AlignmentSpec) -> tuple[dict[str, list | np.ndarray], dict[str, torch.Tensor], int]:
     """One data split (seed ``seed``): ``(per-layer rows, first-seed vectors, LoRA dimension)``."""
     caa_half, step_half = split_halves(train, seed)
     caa, caa_other = caa_of(model, tokenizer, caa_half), caa_of(model, tokenizer, step_half)
