@@ -349,8 +349,10 @@ def test_c8_verdicts():
     from lls.claims import REGISTRY, threshold
 
     assert ch.c8_verdict(_summary(0.5)) == "reproduced"
-    edge = REGISTRY["C8"].paper - threshold("C8", "tolerance")
+    edge = ch.c8_bar()
+    assert edge == REGISTRY["C8"].paper - threshold("C8", "tolerance")
     assert ch.c8_verdict(_summary(edge)) == "reproduced"
+    assert ch.c8_verdict(_summary(edge - 1e-9)) == "partly"
     assert ch.c8_verdict(_summary(0.9)) == "reproduced"  # above the paper's value counts
     assert ch.c8_verdict(_summary(0.3)) == "partly"
     assert ch.c8_verdict(_summary(0.3, shuffled=0.4)) == "not reproduced"  # below the shuffled-label null

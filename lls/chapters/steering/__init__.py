@@ -17,7 +17,7 @@ from lls.chapters.steering.analysis import (
     table6,
     table6_markdown,
 )
-from lls.chapters.steering.claims import c8_claim, c8_verdict, c9_claim, c9_verdict, claims
+from lls.chapters.steering.claims import c8_bar, c8_claim, c8_verdict, c9_claim, c9_verdict, claims
 from lls.chapters.steering.config import PRESETS, Config
 from lls.chapters.steering.figures import cosine_figure, explorer_figure
 from lls.chapters.steering.protocol import (
@@ -38,7 +38,7 @@ from lls.chapters.steering.protocol import (
 
 __all__ = [
     "GRID_VECTORS", "PRESETS", "VECTORS", "Alignment", "AlignmentSpec", "Config", "GridSpec", "ModelSummary",
-    "Results", "SteeringGrid", "Summary", "alignment", "c8_claim", "c8_verdict", "c9_claim", "c9_verdict", "claims",
+    "Results", "SteeringGrid", "Summary", "alignment", "c8_bar", "c8_claim", "c8_verdict", "c9_claim", "c9_verdict", "claims",
     "cosine_figure", "explorer_figure", "fact_groups", "gain", "grid_layer_ids", "response_similarity", "run",
     "scale_report", "side_cost", "split_halves", "steering_grid", "summarize", "summarize_model", "table6",
     "table6_markdown",

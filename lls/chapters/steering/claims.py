@@ -10,13 +10,18 @@ from lls.chapters.steering.config import Config
 from lls.claims import REGISTRY, Claim, threshold
 
 
+def c8_bar() -> float:
+    """The cosine C8 needs for *reproduced*: the paper's minus ``threshold("C8", "tolerance")``."""
+    return REGISTRY["C8"].paper - threshold("C8", "tolerance")
+
+
 def c8_verdict(s: ModelSummary) -> str:
     """C8: *reproduced* when the mean cosine at the steering block is above both nulls (random
     directions' 95 % quantile, and the shuffled-label step's largest |cosine|) and at least the
-    paper's cosine minus ``threshold("C8", "tolerance")``; *partly* when above both nulls only;
+    paper's cosine minus ``threshold("C8", "tolerance")`` (:func:`c8_bar`); *partly* when above both nulls only;
     *not reproduced* otherwise."""
     above_nulls = s.cos_step > s.null_q95 and s.cos_step > s.cos_shuffled_max
-    if above_nulls and s.cos_step >= REGISTRY["C8"].paper - threshold("C8", "tolerance"):
+    if above_nulls and s.cos_step >= c8_bar():
         return "reproduced"
     return "partly" if above_nulls else "not reproduced"
 
