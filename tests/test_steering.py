@@ -190,7 +190,7 @@ def test_steering_metrics_baseline_and_shift(tiny):
     assert moved["margin"] != base["margin"]
 
 
-# --- the chapter module: parameters, layer grid, Table 6 and the verdict rules -------------------
+# --- the chapter package: parameters, layer grid, Table 6, the summary and the verdict rules ---------
 
 
 def _cfg(**values):
@@ -199,28 +199,44 @@ def _cfg(**values):
     return resolve("05_steering", "smoke", **values)
 
 
-def test_chapter_checks_reject_bad_models_and_scales():
+@pytest.mark.parametrize("bad", [{"models": "no-such-model"}, {"models": "synthetic-gpt2"}, {"models": " , "},
+                                 {"scales": "1,x"}, {"scales": "-1,0,1"}, {"scales": ""}, {"data": "wiki"},
+                                 {"n_seeds": 0}, {"layer": -2}])
+def test_config_rejects_bad_values(bad):
+    from lls.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        _cfg(**bad)
+
+
+def test_config_presets_old_spelling_and_scales():
     from lls.chapters import steering as ch
     from lls.errors import ConfigError
 
-    ch.check(_cfg())
-    for bad in ({"models": "no-such-model"}, {"models": "synthetic-gpt2"}, {"scales": "1,x"},
-                {"scales": "-1,0,1"}):
-        with pytest.raises(ConfigError):
-            ch.check(_cfg(**bad))
-    assert ch.scale_list(_cfg(scales="2,-1")) == [-1.0, 2.0]
+    assert _cfg().n_eval == 16 and ch.PRESETS["cpu"].n_eval == 100 and ch.PRESETS["paper"].n_eval == 500
+    assert ch.PRESETS["cpu"] == ch.Config(preset="cpu")
+    with pytest.raises(ConfigError, match="'n_test' is now called 'n_eval'"):
+        _cfg(n_test=8)
+    assert _cfg(scales="2,-1").scale_list() == [-1.0, 2.0]
+    assert _cfg(models="tiny-qwen2, tiny-olmo").validate()
+
+
+def test_grid_spec_leaves_the_alignment_spec_alone():
+    from lls.chapters import steering as ch
+
+    base = ch.AlignmentSpec.of(_cfg())
+    assert ch.AlignmentSpec.of(_cfg(scales="-2,2", grid_layers=5, n_eval=4, side_tokens=9, layer=0)) == base
+    assert ch.AlignmentSpec.of(_cfg(step_norm=0.5)) != base
+    assert ch.GridSpec.of(_cfg(scales="4,-2")).scales == (-2.0, 4.0)
+    assert base.seeds == [0, 1] and ch.AlignmentSpec.of(_cfg(seed=5, n_seeds=3)).seeds == [5, 6, 7]
 
 
 def test_grid_layers_hold_the_steering_layer():
     from lls.chapters import steering as ch
-    from lls.errors import ConfigError
 
-    assert ch.steering_layer(_cfg(), 30) == 15
-    assert ch.grid_layer_ids(_cfg(grid_layers=4), 30) == [1, 10, 15, 28]
-    assert ch.grid_layer_ids(_cfg(grid_layers=3, layer=4), 30) == [4, 14, 28]
-    assert ch.grid_layer_ids(_cfg(grid_layers=9), 2) == [0, 1]
-    with pytest.raises(ConfigError):
-        ch.steering_layer(_cfg(layer=30), 30)
+    assert ch.grid_layer_ids(30, 4, 15) == [1, 10, 15, 28]
+    assert ch.grid_layer_ids(30, 3, 4) == [4, 14, 28]
+    assert ch.grid_layer_ids(2, 9, 1) == [0, 1]
 
 
 def _grid(step_gain, caa_gain, random_gain):
@@ -236,40 +252,115 @@ def _grid(step_gain, caa_gain, random_gain):
     ppl = np.full((4, 1, 2), 11.0)
     return ch.SteeringGrid(model="m", layers=[3], scales=[-1.0, 1.0], vectors=ch.VECTORS, layer=3,
                            baseline=base, accuracy=acc, margin=margin, signed_margin=margin.copy(),
-                           perplexity=ppl, norms=np.ones(1), n_test=100, side_tokens=64)
+                           perplexity=ppl, norms=np.ones(1), n_eval=100, side_tokens=64)
 
 
-def test_table6_picks_each_vectors_best_scale_and_c9_verdicts():
+def _alignment(cos=0.0, shuffled=0.05, seeds=(0, 1), layers=4):
     import numpy as np
 
     from lls.chapters import steering as ch
 
-    rows = {r["vector"]: r for r in ch.table6(_grid(4.0, 6.0, 1.0))}
+    z = np.zeros((len(seeds), layers))
+    return ch.Alignment(model="m", seeds=list(seeds), cos_full=z + cos, cos_full_pred=z, cos_contrast=z, cos_lora=z,
+                        cos_lora_pred=z, cos_shuffled=z + shuffled, caa_split=z, pred_error_full=z,
+                        pred_error_lora=z, null_q95=np.full(layers, 0.1), loss_full=z[:, :2], loss_lora=z[:, :2],
+                        caa=z, shift_full=z, shift_lora=z, d_model=layers, dim_full=10, dim_lora=2)
+
+
+def _summary(cos=0.0, shuffled=0.05, gains=(0.0, 0.0, 0.0)):
+    """A one-model ModelSummary: cosine ``cos`` with CAA, step/CAA/random best gains ``gains``."""
+    from lls.chapters import steering as ch
+
+    return ch.summarize_model(_alignment(cos, shuffled), _grid(*gains))
+
+
+def test_gain_side_cost_and_table6_pick_each_vectors_best_scale():
+    import numpy as np
+
+    from lls.chapters import steering as ch
+
+    grid = _grid(4.0, 6.0, 1.0)
+    np.testing.assert_allclose(ch.gain(grid)[:, 0, 1], [6.0, 4.0, 0.0, 1.0])
+    np.testing.assert_allclose(ch.side_cost(grid), 10.0)
+    rows = {r["vector"]: r for r in ch.table6(grid)}
     assert rows["CAA"]["scale"] == 1.0 and rows["CAA"]["target_gain"] == pytest.approx(6.0)
     assert rows["step (all params)"]["side_cost"] == pytest.approx(10.0)
-    assert np.isnan(ch.response_similarity(_grid(4.0, 6.0, 1.0), "random"))  # two points only
-    assert ch.c9_claim(_grid(4.0, 6.0, 1.0), "smoke").verdict == "reproduced"
-    assert ch.c9_claim(_grid(2.0, 6.0, 1.0), "smoke").verdict == "partly"
-    assert ch.c9_claim(_grid(1.0, 6.0, 2.0), "smoke").verdict == "not reproduced"
-    assert "| m | CAA | 3 | +1 | +6.0 |" in ch.table6_markdown(list(rows.values()), {"m": _grid(0, 0, 0).baseline})
+    assert rows["random"]["lean"] == pytest.approx(1.0) and rows["random"]["margin_gain"] == pytest.approx(1.0)
+    assert np.isnan(ch.response_similarity(grid, "random"))  # two points only
+    assert "| m | CAA | 3 | +1 | +6.0 |" in ch.table6_markdown(list(rows.values()), {"m": grid.baseline})
+    report = ch.scale_report(grid, 3, "CAA").splitlines()
+    assert report == ["scale    -1: accuracy gain  +0.0 pts, perplexity  +10.0 %",
+                      "scale    +1: accuracy gain  +6.0 pts, perplexity  +10.0 %"]
+    assert ch.scale_report(grid, 7, "CAA") == "block 7 is not in the grid [3]"
+
+
+def test_response_similarity_of_alike_and_opposite_leans():
+    import numpy as np
+
+    from lls.chapters import steering as ch
+
+    grid = _grid(0, 0, 0)
+    grid.margin = np.zeros((4, 2, 3))
+    grid.margin[0] = [[1, 2, 3], [4, 5, 7]]
+    grid.margin[1] = 2 * grid.margin[0]
+    grid.margin[3] = -grid.margin[0]
+    grid.margin[2, 0, 0] = np.nan
+    assert ch.response_similarity(grid, "step (all params)") == pytest.approx(1.0)
+    assert ch.response_similarity(grid, "random") == pytest.approx(-1.0)
+    assert np.isnan(ch.response_similarity(grid, "step (LoRA)"))  # constant (zero) lean
+
+
+def test_summary_judges_the_first_model_and_keeps_every_reported_number():
+    from lls.chapters import steering as ch
+
+    results = ch.Results(found={"a": _alignment(0.5), "b": _alignment(-0.5)},
+                         grids={"a": _grid(4.0, 6.0, 1.0), "b": _grid(0, 0, 0)})
+    results.grids["b"].model = "b"
+    summary = ch.summarize(results)
+    assert summary.claim_model == "a" and summary.judged is summary.models["a"]
+    s = summary.judged
+    assert (s.cos_step, s.cos_step_sd, s.null_q95, s.cos_shuffled_max) == (pytest.approx(0.5), 0.0, 0.1, 0.05)
+    assert s.layer == 3 and s.n_layers == 4 and s.seeds == [0, 1] and s.n_eval == 100
+    assert set(s.similarity) == {"step (all params)", "step (LoRA)", "random"}
+    assert summary.table6_markdown.count("(unsteered)") == 2
+    extra = summary.extra()
+    assert sorted(extra) == ["a/cos_full_by_layer", "a/table6", "b/cos_full_by_layer", "b/table6"]
+    assert extra["a/cos_full_by_layer"] == pytest.approx([0.5] * 4)
+    assert [c.id for c in ch.claims(summary, _cfg())] == ["C8", "C9"]
+    assert ch.claims(summary, _cfg())[0].value == pytest.approx(0.5)
+
+
+def test_c9_verdicts():
+    from lls.chapters import steering as ch
+
+    assert ch.c9_verdict(_summary(gains=(4.0, 6.0, 1.0))) == "reproduced"
+    assert ch.c9_verdict(_summary(gains=(3.0, 6.0, 1.0))) == "reproduced"  # exactly half of CAA's
+    assert ch.c9_verdict(_summary(gains=(2.0, 6.0, 1.0))) == "partly"  # below half of CAA's
+    assert ch.c9_verdict(_summary(gains=(4.0, 1.0, 2.0))) == "partly"  # CAA does not beat random
+    assert ch.c9_verdict(_summary(gains=(1.0, 6.0, 2.0))) == "not reproduced"
+    assert ch.c9_verdict(_summary(gains=(2.0, 6.0, 2.0))) == "not reproduced"  # a tie does not beat random
+    claim = ch.c9_claim(_summary(gains=(4.0, 6.0, 1.0)), "smoke")
+    assert claim.value == pytest.approx(4.0) and claim.paper == 1.2 and claim.paper_unit is None
+    assert "CAA +6.0 pts" in claim.note and "Paper: OLMo BoolQ +1.2" in claim.note
 
 
 def test_c8_verdicts():
-    import numpy as np
-
     from lls.chapters import steering as ch
+    from lls.claims import REGISTRY, threshold
 
-    def found(cos, shuffled=0.05):
-        z = np.zeros((2, 4))
-        return ch.Alignment(model="m", seeds=[0, 1], cos_full=z + cos, cos_full_pred=z, cos_contrast=z, cos_lora=z, cos_lora_pred=z,
-                            cos_shuffled=z + shuffled, caa_split=z, pred_error_full=z, pred_error_lora=z,
-                            null_q95=np.full(4, 0.1), loss_full=z[:, :2], loss_lora=z[:, :2], caa=z, shift_full=z,
-                            shift_lora=z, d_model=4, dim_full=10, dim_lora=2)
-
-    assert ch.c8_claim(found(0.5), 1, "smoke").verdict == "reproduced"
-    assert ch.c8_claim(found(0.3), 1, "smoke").verdict == "partly"
-    assert ch.c8_claim(found(0.3, shuffled=0.4), 1, "smoke").verdict == "not reproduced"
-    assert ch.c8_claim(found(-0.6), 1, "smoke").verdict == "not reproduced"
+    assert ch.c8_verdict(_summary(0.5)) == "reproduced"
+    edge = ch.c8_bar()
+    assert edge == REGISTRY["C8"].paper - threshold("C8", "tolerance")
+    assert ch.c8_verdict(_summary(edge)) == "reproduced"
+    assert ch.c8_verdict(_summary(edge - 1e-9)) == "partly"
+    assert ch.c8_verdict(_summary(0.9)) == "reproduced"  # above the paper's value counts
+    assert ch.c8_verdict(_summary(0.3)) == "partly"
+    assert ch.c8_verdict(_summary(0.3, shuffled=0.4)) == "not reproduced"  # below the shuffled-label null
+    assert ch.c8_verdict(_summary(0.08)) == "not reproduced"  # below the random-direction null (0.1)
+    assert ch.c8_verdict(_summary(0.5, shuffled=-0.6)) == "not reproduced"  # |shuffled| counts
+    assert ch.c8_verdict(_summary(-0.6)) == "not reproduced"
+    claim = ch.c8_claim(_summary(0.5), "smoke")
+    assert (claim.value, claim.spread, claim.seeds, claim.paper) == (pytest.approx(0.5), 0.0, [0, 1], 0.58)
 
 
 def test_explorer_figure_has_one_slider_step_per_block_and_valid_json():
@@ -284,14 +375,10 @@ def test_explorer_figure_has_one_slider_step_per_block_and_valid_json():
     fig = ch.explorer_figure(grid)
     assert [step["label"] for step in fig.layout.sliders[0].steps] == ["3"]
     assert len(fig.data) == 2 * len(ch.VECTORS)
+    assert list(fig.data[0].y) == [0.0, pytest.approx(6.0)] and fig.data[3].y[0] is None
     text = json.dumps(fig.to_plotly_json(), default=list, allow_nan=False)
     assert "NaN" not in text
-    fig2 = ch.cosine_figure(ch.Alignment(
-        model="m", seeds=[0, 1], **{k: np.zeros((2, 3)) for k in (
-            "cos_full", "cos_full_pred", "cos_contrast", "cos_lora", "cos_lora_pred", "cos_shuffled", "caa_split",
-            "pred_error_full", "pred_error_lora", "loss_full", "loss_lora", "caa", "shift_full", "shift_lora")},
-        null_q95=np.full(3, 0.1), d_model=3, dim_full=10, dim_lora=2), layer=1)
-    assert len(fig2.data) == 8
+    assert len(ch.cosine_figure(_alignment(layers=3), layer=1).data) == 8
 
 
 def test_split_halves_keep_true_and_false_twins_together():
@@ -308,5 +395,29 @@ def test_split_halves_keep_true_and_false_twins_together():
     assert not subjects(first) & subjects(second)  # no fact on both sides
     assert abs(len(first) - len(second)) <= 2 * len(textdata.STATEMENT_TOPICS)
     assert first != ch.split_halves(train, seed=4)[0]
+    assert first == ch.split_halves(train, seed=3)[0]
     lone = [textdata.Statement("Is the sky blue?", True, "boolq"), textdata.Statement("Is ice hot?", False, "boolq")]
     assert ch.fact_groups(lone) == [lone]  # common prefix "Is " pairs them: harmless, both kept
+
+
+def test_protocol_smoke_run(isolated):
+    import numpy as np
+
+    from lls.chapters import steering as ch
+    from lls.errors import ConfigError
+
+    cfg = _cfg(models="tiny-llama", n_seeds=1, n_null=20, n_eval=8, side_tokens=16)
+    results = ch.run(cfg)
+    found, grid = results.found["tiny-llama"], results.grids["tiny-llama"]
+    assert found.cos_full.shape == found.cos_lora.shape == (1, 2) and found.caa.shape == (2, 64)
+    assert np.all(np.abs(found.cos_full) <= 1) and found.pred_error_full.max() < 0.05
+    assert found.loss_full[0, 1] < found.loss_full[0, 0]  # a descent step
+    assert grid.layer == 1 and grid.layers == [0, 1] and grid.n_eval == 8
+    measured = np.isfinite(grid.accuracy)
+    assert measured[:2].all() and measured[2:, 1].all() and not measured[2:, 0].any()
+    summary = ch.summarize(results)
+    assert [c.verdict for c in ch.claims(summary, cfg)] == [ch.c8_verdict(summary.judged),
+                                                            ch.c9_verdict(summary.judged)]
+    assert ch.run(cfg).found["tiny-llama"].cos_full.tolist() == found.cos_full.tolist()  # cached, same
+    with pytest.raises(ConfigError, match="Layer 5 does not exist"):
+        ch.steering_grid(ch.GridSpec.of(_cfg(models="tiny-llama", n_seeds=1, n_null=20, layer=5)), "tiny-llama")

@@ -1,0 +1,68 @@
+"""Chapter 5's figures: cosine with CAA per block, and the layer-by-scale steering explorer."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from lls.chapters.steering.analysis import gain, side_cost
+from lls.chapters.steering.protocol import Alignment, SteeringGrid
+from lls.claims import REGISTRY
+from lls.plots import band, slider_figure
+
+COLORS = {"CAA": "#2ca02c", "step (all params)": "#1f77b4", "step (LoRA)": "#ff7f0e", "random": "#7f7f7f"}
+
+
+def cosine_figure(found: Alignment, layer: int) -> go.Figure:
+    """Cosine with CAA per block: mean over seeds with ±1 sd error bars, the random null shaded,
+    the paper's cosine and the steering block ``layer`` marked."""
+    x = list(range(found.cos_full.shape[1]))
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x + x[::-1], y=list(found.null_q95) + list(-found.null_q95[::-1]),
+                             fill="toself", fillcolor="rgba(128,128,128,0.2)", line={"width": 0},
+                             name="random directions (95 % of |cos|)", hoverinfo="skip"))
+    series = [("step, all params (measured)", found.cos_full, "#1f77b4", "solid"),
+              ("step, all params (jvp prediction)", found.cos_full_pred, "#1f77b4", "dot"),
+              ("step, LoRA (measured)", found.cos_lora, "#ff7f0e", "solid"),
+              ("step, LoRA (jvp prediction)", found.cos_lora_pred, "#ff7f0e", "dot"),
+              ("step on shuffled labels", found.cos_shuffled, "#7f7f7f", "dash"),
+              ("two-answer step (labels only)", found.cos_contrast, "#9467bd", "solid"),
+              ("CAA on the other half of the data", found.caa_split, "#2ca02c", "solid")]
+    for name, values, color, dash in series:
+        band(fig, x, values, name, color, dash=dash)
+    paper = REGISTRY["C8"].paper
+    fig.add_hline(y=paper, line_dash="dot", annotation_text=f"paper {paper}")
+    fig.add_vline(x=layer, line_dash="dot", line_color="red", annotation_text="steering layer")
+    fig.update_layout(title=f"Cosine with the CAA vector, per block ({found.model}, {len(found.seeds)} splits)",
+                      xaxis_title="block (residual stream after it)", yaxis_title="cosine",
+                      yaxis_range=[-1.05, 1.05], height=460, legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def explorer_figure(grid: SteeringGrid) -> go.Figure:
+    """Layer-by-scale explorer: a slider over grid blocks; :func:`gain` and :func:`side_cost`
+    against the scale for every vector at the selected block (static-HTML slider)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("target: accuracy gain (points)",
+                                                        "side cost: perplexity change (%)"))
+    panels = (gain(grid), side_cost(grid))
+    active = grid.layers.index(grid.layer)
+    for col, values in enumerate(panels, start=1):
+        for v, name in enumerate(grid.vectors):
+            fig.add_trace(go.Scatter(x=grid.scales, y=_json_list(values[v, active]), mode="lines+markers", name=name,
+                                     line={"color": COLORS.get(name)}, legendgroup=name, showlegend=col == 1),
+                          row=1, col=col)
+    frames = [[{"y": _json_list(values[v, g])} for values in panels for v in range(len(grid.vectors))]
+              for g in range(len(grid.layers))]
+    fig = slider_figure(frames, [str(layer) for layer in grid.layers], fig,
+                        list(range(2 * len(grid.vectors))), "steering at block", active=active)
+    fig.update_xaxes(title_text="scale (× CAA norm at the block)")
+    fig.update_layout(title=f"Steering explorer ({grid.model}, {grid.n_eval} held-out statements; "
+                            f"LoRA step and random only at block {grid.layer})",
+                      height=460, legend={"orientation": "h", "y": -0.3})
+    return fig
+
+
+def _json_list(values: np.ndarray) -> list:
+    """A list of floats with ``None`` for NaN (not measured), which JSON and plotly accept."""
+    return [None if not np.isfinite(x) else float(x) for x in values]
