@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lls import curvature, lora, models, subspace, textdata
+from lls import curvature, lora, models, seeds, subspace, textdata
 from lls.cache import cached
 from lls.chapters.lora_drift.config import Config
 from lls.evaluation import answer_loss, answer_metrics
@@ -89,16 +89,16 @@ def run_specs(cfg: Config) -> list[RunSpec]:
 class TaskBatches:
     """Encoded training examples of one task, served as batches ``step -> batch``.
 
-    A pool of ``n_batches * batch_size`` examples is encoded once; batch ``s`` is slice
-    ``s mod n_batches`` of a seeded shuffle, so steps cycle through the pool. Each batch is a
-    dict of (batch_size, max_length) int64 tensors on ``device``.
+    A pool of ``n_batches * batch_size`` examples, drawn with ``seed``, is encoded once; batch ``s``
+    is slice ``s mod n_batches`` of a shuffle by the ``"batch order"`` stream of ``seed``, so steps
+    cycle through the pool. Each batch is a dict of (batch_size, max_length) int64 tensors on ``device``.
     """
 
     def __init__(self, tokenizer, task: str, batch_size: int, max_length: int, n_batches: int, seed: int,
                  device: str = "cpu"):
         data = textdata.encode(tokenizer, textdata.examples(task, "train", n_batches * batch_size, seed),
                                max_length)
-        order = torch.randperm(n_batches * batch_size, generator=torch.Generator().manual_seed(seed))
+        order = torch.randperm(n_batches * batch_size, generator=seeds.generator(seed, "batch order"))
         self.data = {k: v[order].to(device) for k, v in data.items()}
         self.batch_size, self.n_batches = batch_size, n_batches
 
@@ -108,7 +108,10 @@ class TaskBatches:
 
 
 def evaluate(model, tokenizer, task: str, n: int, max_length: int, device: str = "cpu") -> dict[str, float]:
-    """Answer loss (nats per answer token) and accuracy (fraction) of ``model`` on ``n`` test examples."""
+    """Answer loss (nats per answer token) and accuracy (fraction) of ``model`` on ``n`` test examples.
+
+    The same test examples for every run and seed (``textdata.examples``'s fixed draw 0).
+    """
     batch = textdata.encode(tokenizer, textdata.examples(task, "test", n, 0), max_length)
     return answer_metrics(model, {k: v.to(device) for k, v in batch.items()})
 
@@ -169,13 +172,14 @@ def run(spec: RunSpec) -> RunResult:
     """Learn ``TASK_PAIRS[spec.pair]``'s task A with a LoRA adapter, forget it on B, recover it; measure."""
     watch, dev = Stopwatch(), spec.device
     task_a, task_b = textdata.TASK_PAIRS[spec.pair]
-    torch.manual_seed(spec.seed)
+    torch.manual_seed(seeds.derive(spec.seed, "lora init"))  # the adapter's initial A factors
     model, tok = models.load(spec.model, device=dev)
     peft_model = lora.add_lora(model, r=spec.lora_rank, alpha=spec.lora_alpha)
     space = lora.adapter_space(peft_model)
     n_batches = max(spec.learn_steps, spec.forget_steps, spec.recover_steps, spec.n_grad_batches)
-    data_a = TaskBatches(tok, task_a, spec.batch_size, spec.max_length, n_batches, spec.seed, dev)
-    data_b = TaskBatches(tok, task_b, spec.batch_size, spec.max_length, n_batches, spec.seed + 10_000, dev)
+    data_a, data_b = (TaskBatches(tok, task, spec.batch_size, spec.max_length, n_batches,
+                                  seeds.derive(spec.seed, "training data", role), dev)
+                      for task, role in ((task_a, "task A"), (task_b, "task B")))
     grad_batches = [data_a(n_batches - 1 - i) for i in range(spec.n_grad_batches)]  # fixed: the last ones
 
     def evals():
@@ -224,13 +228,14 @@ def static_bases(spec: RunSpec, space, grad_batches: list[dict], watch: Stopwatc
     """
     grads = batch_gradients(space, answer_loss, grad_batches).cpu()
     bases = {"gradient SVD": subspace.top_k_basis(grads, min(spec.k_static, numerical_rank(grads))),
-             "random": subspace.random_basis(space.dim, spec.k_static, torch.Generator().manual_seed(spec.seed))}
+             "random": subspace.random_basis(space.dim, spec.k_static,
+                                             seeds.generator(spec.seed, "random basis"))}
     watch.lap("gradient SVD")
     if spec.with_curvature:
         loss_fn = space.loss_closure(answer_loss, _concat(grad_batches[:2]))
         matvec = curvature.hessian_operator(loss_fn, space.get())
         _, eigvecs = curvature.lanczos_topk(matvec, space.dim, spec.k_static, spec.lanczos_iter,
-                                            torch.Generator(spec.device).manual_seed(spec.seed))
+                                            seeds.generator(spec.seed, "lanczos start", device=spec.device))
         bases["Hessian top-k"] = eigvecs.cpu()
         bases["Krylov (HVPs)"] = curvature.krylov_basis(matvec, grads.mean(0).to(spec.device), spec.k_static).cpu()
         watch.lap("Hessian, Krylov")
