@@ -203,3 +203,21 @@ def halving_lag(steps: Sequence[int], overlaps: np.ndarray, level: float = 0.5) 
     lags, mean = overlap_by_lag(steps, overlaps)
     below = np.nonzero(mean[1:] <= level)[0]
     return int(lags[1 + below[0]]) if below.size else None
+
+
+def gram_prefix_capture(gram: torch.Tensor, cross: torch.Tensor, norm2: float, ks: Sequence[int]) -> np.ndarray:
+    """:func:`prefix_capture` from inner products only, for rows that are never formed.
+
+    ``gram`` (n, n) = rows @ rows.T, ``cross`` (n,) = rows @ v, ``norm2`` = ``|v|^2``. The capture
+    by the first ``k`` rows (``1 <= k <= n``) is ``cross_k^T pinv(gram_k) cross_k / |v|^2`` on the leading k x k block
+    (numerically dependent rows add nothing), computed in float64 and clipped to [0, 1]. Shape
+    ``(len(ks),)``. Chapter 3 uses it in LoRA weight-change space (D_W in the millions).
+    """
+    gram, cross = gram.to(torch.float64), cross.to(torch.float64)
+    out = []
+    for k in ks:
+        evals, evecs = torch.linalg.eigh(gram[:k, :k])
+        keep = evals > evals.max().clamp_min(0) * 1e-10
+        coef = evecs[:, keep].T @ cross[:k]
+        out.append(float((coef.pow(2) / evals[keep]).sum()) / norm2)
+    return np.clip(np.asarray(out), 0.0, 1.0)

@@ -1,4 +1,6 @@
-"""Chapter 3 (LoRA drift): its measures, the recorded trajectory, and one tiny end-to-end run."""
+"""Chapter 3 (LoRA drift): config rules, run keys, measures, verdict rules and one tiny end-to-end run."""
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -6,48 +8,76 @@ import torch
 
 from lls import lora, models, subspace
 from lls.chapters import lora_drift as ch
+from lls.chapters.lora_drift.analysis import first_k_reaching, undone
+from lls.chapters.lora_drift.claims import c2_verdict, c3_verdict, c4_verdict
+from lls.chapters.lora_drift.protocol import TaskBatches, weight_change_captures
+from lls.claims import REGISTRY, threshold
 from lls.errors import ConfigError, MissingModelError
+from lls.evaluation import answer_loss
 from lls.presets import resolve
 from lls.train import train
 
-TINY = dict(steps_a=3, steps_b=3, steps_recover=8, k_max=8, k_ref=3, k_static=2, n_grad=3, lanczos_iter=3,
-            drift_every=4, drift_k=2, n_eval=4, batch_size=2, rank=2, alpha=4, lr=1e-2)
+TINY = dict(learn_steps=3, forget_steps=3, recover_steps=8, k_max=8, k_ref=3, k_static=2, n_grad_batches=3,
+            lanczos_iter=3, checkpoint_every=4, drift_k=2, n_eval=4, batch_size=2, lora_rank=2, lora_alpha=4,
+            lr=1e-2)
 
 
-def test_gram_prefix_capture_matches_explicit_rows():
-    gen = torch.Generator().manual_seed(0)
-    rows = torch.randn(6, 40, generator=gen, dtype=torch.float64)
-    rows[3] = rows[0] - 2 * rows[1]  # a dependent row adds nothing
-    v = torch.randn(40, generator=gen, dtype=torch.float64)
-    ks = range(1, 7)
-    got = ch.gram_prefix_capture(rows @ rows.T, rows @ v, float(v @ v), ks)
-    np.testing.assert_allclose(got, subspace.prefix_capture(rows, v, ks), atol=1e-9)
-    assert got[2] == pytest.approx(got[3], abs=1e-9)
+# --- config ------------------------------------------------------------------------------------
 
 
-def test_basis_capture_curve_and_thresholds():
-    basis = torch.eye(5)[:, :3]
-    v = torch.tensor([3.0, 0.0, 4.0, 0.0, 0.0])
-    curve = ch.basis_capture_curve(basis, v, [1, 2, 3, 4])
-    np.testing.assert_allclose(curve[:3], [9 / 25, 9 / 25, 1.0], rtol=1e-6)
-    assert np.isnan(curve[3])
-    assert ch.first_k_reaching(np.array([0.2, 0.5, 0.8, 0.9]), 0.77) == 3
-    assert ch.first_k_reaching(np.array([0.2, 0.5]), 0.77) is None
+@pytest.mark.parametrize("values, word", [
+    ({"k_ref": 50}, "k_ref must be at most k_max"),
+    ({"k_max": 13}, "k_max must be at most recover_steps"),
+    ({"k_static": 5}, "k_static must be at most n_grad_batches"),
+    ({"drift_k": 5}, "drift_k must be at most n_grad_batches"),
+    ({"k_static": 4, "lanczos_iter": 3}, "k_static must be at most lanczos_iter"),
+    ({"checkpoint_every": 12}, "checkpoint_every must be below recover_steps"),
+    ({"models": "tiny-llama,nonsense"}, "Unknown model"),
+])
+def test_config_rejects_inconsistent_parameters(values, word):
+    with pytest.raises(ConfigError, match=word):
+        resolve("03_lora_drift", "smoke", **values)
 
 
-def test_halving_lag():
-    steps = [0, 10, 20, 30]
-    lags = np.abs(np.subtract.outer(steps, steps))
-    assert ch.halving_lag(np.exp(-lags / 15.0), steps) == 20.0   # exp(-20/15) < 0.5 < exp(-10/15)
-    assert ch.halving_lag(np.ones((4, 4)), steps) is None
+def test_presets_are_valid_and_cpu_is_the_class_default():
+    assert ch.PRESETS["cpu"] == ch.Config()
+    assert ch.PRESETS["smoke"].models == "tiny-llama" and ch.PRESETS["paper"].models == "distilgpt2,gpt2"
+
+
+@pytest.mark.parametrize("old, new", [("rank", "lora_rank"), ("alpha", "lora_alpha"), ("steps_a", "learn_steps"),
+                                      ("steps_b", "forget_steps"), ("steps_recover", "recover_steps"),
+                                      ("n_grad", "n_grad_batches"), ("drift_every", "checkpoint_every")])
+def test_old_spelling_names_the_new_one(old, new):
+    with pytest.raises(ConfigError, match=f"'{old}' is now called '{new}'"):
+        resolve("03_lora_drift", "smoke", **{old: 4})
+
+
+def test_missing_hub_model_stops_at_once(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = resolve("03_lora_drift", "paper", models="lls-test-owner/no-such-model")
+    with pytest.raises(MissingModelError, match="not in the local Hugging Face cache"):
+        models.require(models.names_from(cfg.models))
+
+
+def test_run_specs_ignore_what_only_selects_or_summarises_runs():
+    base = ch.run_specs(resolve("03_lora_drift", "smoke"))
+    same = ch.run_specs(resolve("03_lora_drift", "smoke", n_seeds=3, k_ref=2, curvature_runs=1, pairs=1))
+    assert same[0] == base[0] and same[0].with_curvature
+    assert [(s.model, s.pair, s.seed) for s in same] == [("tiny-llama", 0, s) for s in (0, 1, 2)]
+    shifted = ch.run_specs(resolve("03_lora_drift", "smoke", seed=1, n_seeds=2, curvature_runs=0))
+    assert shifted[0] == dataclasses.replace(same[1], with_curvature=False)
+    assert ch.run_specs(resolve("03_lora_drift", "smoke", lr=0.5))[0] != base[0]
+
+
+# --- measures ----------------------------------------------------------------------------------
 
 
 def test_recorded_updates_sum_to_displacement():
     model, tok = models.load("tiny-gpt2")
     peft_model = lora.add_lora(model, r=2, alpha=4)
     space = lora.adapter_space(peft_model)
-    data = ch.TaskBatches(tok, "plural", 2, 24, 4, 0)
-    traj = train(space, ch.batch_loss, data, 5, lr=1e-2, record_first=5, progress=False)
+    data = TaskBatches(tok, "plural", 2, 24, 4, 0)
+    traj = train(space, answer_loss, data, 5, lr=1e-2, record_first=5, progress=False)
     assert traj.updates.abs().sum() > 0
     torch.testing.assert_close(traj.updates.sum(0), traj.displacement(), atol=1e-6, rtol=0)
     torch.testing.assert_close(traj.end, space.get())
@@ -62,7 +92,7 @@ def test_weight_change_prefix_matches_dense_vectors():
     updates = 0.3 * torch.randn(4, dim, generator=gen)
     end = start + updates.sum(0) + 0.3 * torch.randn(dim, generator=gen)  # T = 5 > K = 4 steps
     traj = type("Traj", (), dict(start=start, end=end, updates=updates))
-    got = ch._weight_change_captures(peft_model, traj, theta_a, 4)
+    got = weight_change_captures(peft_model, traj, theta_a, 4)
     states = torch.cat([start[None], start + updates.cumsum(0)]).double()
     dw = torch.stack([lora.delta_weights(peft_model, s) for s in states])
     delta_w = lora.delta_weights(peft_model, end.double()) - dw[0]
@@ -72,23 +102,96 @@ def test_weight_change_prefix_matches_dense_vectors():
     assert got["task_vector"] == pytest.approx(float((dw_a @ delta_w) ** 2 / (dw_a @ dw_a) / (delta_w @ delta_w)))
 
 
-def test_check_rejects_inconsistent_parameters():
-    with pytest.raises(ConfigError, match="k_ref"):
-        ch.check(resolve("03_lora_drift", "smoke", k_ref=50))
-    with pytest.raises(ConfigError, match="Unknown model"):
-        ch.check(resolve("03_lora_drift", "smoke", models="tiny-llama,nonsense"))
-    ch.check(resolve("03_lora_drift", "smoke"))
+def test_first_k_reaching():
+    assert first_k_reaching(np.array([0.2, 0.5, 0.8, 0.9]), 0.77) == 3
+    assert first_k_reaching(np.array([0.2, 0.5]), 0.77) is None
 
 
-def test_check_stops_at_once_on_a_missing_hub_model(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(MissingModelError, match="not in the local Hugging Face cache"):
-        ch.check(resolve("03_lora_drift", "paper", models="lls-test-owner/no-such-model"))
+def fake_run(seed: int, prefix_at_3: float, loss_after_b: float, lag_steps=(0, 4, 8)) -> ch.RunResult:
+    """A run of pair (plural, past_tense) whose task-A loss goes 2.0 -> 0.2 -> ``loss_after_b`` -> 0.2."""
+    prefix = np.linspace(0.1, 1.0, 8)
+    prefix[2] = prefix_at_3
+    evals = {p: {"plural": {"loss": 0.2, "accuracy": 1.0}, "past_tense": {"loss": 0.2, "accuracy": 1.0}}
+             for p in ("start", "after A", "after B", "after recovery")}
+    evals["start"] = {**evals["start"], "plural": {"loss": 2.0, "accuracy": 0.0}}
+    evals["after B"] = {**evals["after B"], "plural": {"loss": loss_after_b, "accuracy": 0.5}}
+    return ch.RunResult(model="m", pair=("plural", "past_tense"), seed=seed, dim=100, dim_dw=1000, prefix=prefix,
+                        prefix_dw=prefix, static={"gradient SVD": np.array([0.01, 0.02])}, task_vector=0.01,
+                        task_vector_dw=0.01, drift_steps=list(lag_steps), overlap=np.eye(3),
+                        drift_capture=np.zeros((3, 3)), evals=evals, losses={})
+
+
+def test_undone_and_summary_of_fake_runs():
+    assert undone(fake_run(0, 0.8, 1.1)) == pytest.approx(0.5)
+    cfg = resolve("03_lora_drift", "smoke", **TINY)
+    s = ch.summarize(cfg, [fake_run(0, 0.8, 1.5), fake_run(1, 0.6, 0.3)])
+    assert s.prefix_at_k_ref == pytest.approx((0.7, 0.02 ** 0.5))
+    assert s.forgotten == [True, False] and s.prefix_at_k_ref_forgotten == (pytest.approx(0.8), None)
+    assert s.halving_lags == [4.0, 4.0] and s.static_k == 2
+    assert list(s.paper_static) == ["gradient SVD", "task-A adapter"]
+    assert ch.extra_numbers(s)["static_gradient SVD"] == pytest.approx(0.02)
+
+
+# --- verdict rules (hand-built summaries) --------------------------------------------------------
+
+
+def summary(**changes) -> ch.Summary:
+    """A Summary where every rule holds (C2, C3, C4 reproduced), with ``changes`` applied."""
+    base = ch.Summary(
+        seeds=[0, 1], n_runs=2, k_ref=3, recover_steps=8, drift_k=2, adapter_dim=100, weight_change_dim=1000,
+        random_at_k_ref=0.03, prefix_at_k_ref=(0.8, 0.0), prefix_dw_at_k_ref=(0.8, 0.0),
+        prefix_at_k_ref_by_pair={}, prefix_at_k_ref_forgotten=(0.8, 0.0), k_reaching_paper=[3, 3],
+        k_reaching_paper_dw=[3, 3], task_vector=(0.01, 0.0), task_vector_dw=(0.01, 0.0), undone=[0.7, 0.7],
+        forgotten=[True, True], task_a_loss={"after A": 0.2, "after B": 1.5, "after recovery": 0.2}, static_k=2,
+        static={"gradient SVD": (0.02, 0.0)}, paper_static={"gradient SVD": (0.02, 0.0), "task-A adapter": (0.01, 0.0)},
+        prefix_at_static_k=(0.5, 0.0), halving_lags=[4.0, 8.0], halving_lag=(6.0, 2.8), seconds_per_run=[1.0, 1.0],
+        cpu_seconds_per_run=[1.0, 1.0])
+    return dataclasses.replace(base, **changes)
+
+
+def test_c4_rule_gives_each_verdict():
+    edge = REGISTRY["C4"].paper - threshold("C4", "lora_tolerance")
+    partly = threshold("C4", "lora_partly")
+    assert c4_verdict(summary(prefix_at_k_ref=(edge, 0.0))) == "reproduced"
+    assert c4_verdict(summary(prefix_at_k_ref=(edge - 1e-9, 0.0))) == "partly"
+    assert c4_verdict(summary(prefix_at_k_ref=(partly, 0.0))) == "partly"
+    assert c4_verdict(summary(prefix_at_k_ref=(partly - 1e-9, 0.0))) == "not reproduced"
+
+
+def test_c4_capped_at_partly_when_most_runs_did_not_forget():
+    assert c4_verdict(summary(forgotten=[True, False])) == "reproduced"  # half forgotten: no cap
+    assert c4_verdict(summary(forgotten=[True, False, False])) == "partly"
+    assert c4_verdict(summary(forgotten=[False, False], prefix_at_k_ref=(0.4, 0.0))) == "not reproduced"
+    c4 = {c.id: c for c in ch.claims(summary(forgotten=[False, False]))}["C4"]
+    assert c4.verdict == "partly" and "0 of 2 runs" in c4.note and c4.paper == REGISTRY["C4"].paper
+
+
+def test_c2_rule_gives_each_verdict():
+    assert c2_verdict(summary()) == "reproduced"
+    bound = summary().prefix_at_static_k[0] * threshold("C2", "lora_prefix_fraction")
+    assert c2_verdict(summary(paper_static={"random": (bound - 1e-9, None)})) == "reproduced"
+    assert c2_verdict(summary(paper_static={"random": (bound, None)})) == "not reproduced"
+    c2 = {c.id: c for c in ch.claims(summary(paper_static={"a": (0.1, 0.0), "b": (0.3, 0.1)}))}["C2"]
+    assert c2.value == pytest.approx(0.3) and c2.spread == pytest.approx(0.1) and "(b; of a, b)" in c2.note
+
+
+def test_c3_rule_gives_each_verdict():
+    limit = REGISTRY["C3"].paper
+    assert c3_verdict(summary(halving_lags=[20.0, limit])) == "reproduced"
+    assert c3_verdict(summary(halving_lags=[20.0, limit + 20])) == "partly"
+    assert c3_verdict(summary(halving_lags=[20.0, None])) == "partly"
+    assert c3_verdict(summary(halving_lags=[None, None], halving_lag=(None, None))) == "not reproduced"
+    c3 = {c.id: c for c in ch.claims(summary())}["C3"]
+    assert c3.value == 6.0 and c3.unit == "steps" and "[4.0, 8.0]" in c3.note
+
+
+# --- one tiny run --------------------------------------------------------------------------------
 
 
 def test_one_tiny_run_end_to_end():
-    cfg = resolve("03_lora_drift", "smoke", models="tiny-gpt2", **TINY)
-    r = ch.run.uncached(cfg, "tiny-gpt2", 0, 0, True)
+    cfg = resolve("03_lora_drift", "smoke", models="tiny-gpt2", pairs=1, **TINY)
+    (spec,) = ch.run_specs(cfg)
+    r = ch.run.uncached(spec)
     assert r.prefix.shape == r.prefix_dw.shape == (8,)
     assert r.prefix[-1] == pytest.approx(1.0, abs=1e-4)       # all T updates span Delta exactly
     assert r.prefix_dw[-1] == pytest.approx(1.0, abs=1e-4)
@@ -98,39 +201,6 @@ def test_one_tiny_run_end_to_end():
     np.testing.assert_allclose(np.diag(r.overlap), 1.0, atol=1e-5)
     assert r.drift_capture.shape == (3, 3)
     assert list(r.evals) == ["start", "after A", "after B", "after recovery"]
-    cl = {c.id: c for c in ch.claims(cfg, [r])}
+    assert len(r.losses["A"]) == 3 and len(r.losses["B"]) == 3 and len(r.losses["recovery"]) == 8
+    cl = {c.id: c for c in ch.claims(ch.summarize(cfg, [r]))}
     assert set(cl) == {"C2", "C3", "C4"} and cl["C4"].value == pytest.approx(r.prefix[2])
-
-
-def test_run_key_ignores_what_only_selects_or_summarises_runs():
-    base = resolve("03_lora_drift", "smoke")
-    same = resolve("03_lora_drift", "smoke", n_seeds=3, k_ref=2, seed=5, curvature_runs=0)
-    assert ch.run_config(base) == ch.run_config(same)
-    assert ch.run_config(base) != ch.run_config(resolve("03_lora_drift", "smoke", lr=0.5))
-    assert ch.run_keys(same) == [("tiny-llama", p, s) for p in (0, 1) for s in (5, 6, 7)]
-
-
-def fake_run(seed: int, prefix_at_3: float, loss_after_b: float) -> ch.RunResult:
-    prefix = np.linspace(0.1, 1.0, 8)
-    prefix[2] = prefix_at_3
-    evals = {p: {"plural": {"loss": 0.2, "accuracy": 1.0}, "past_tense": {"loss": 0.2, "accuracy": 1.0}}
-             for p in ("start", "after A", "after B", "after recovery")}
-    evals["start"] = {**evals["start"], "plural": {"loss": 2.0, "accuracy": 0.0}}
-    evals["after B"] = {**evals["after B"], "plural": {"loss": loss_after_b, "accuracy": 0.5}}
-    return ch.RunResult(model="m", pair=("plural", "past_tense"), seed=seed, dim=100, dim_dw=1000, prefix=prefix,
-                        prefix_dw=prefix, static={"gradient SVD": np.array([0.01, 0.02])}, task_vector=0.01,
-                        task_vector_dw=0.01, drift_steps=[0, 4, 8], overlap=np.eye(3), drift_capture=np.zeros((3, 3)),
-                        evals=evals, losses={})
-
-
-def test_c4_verdict_follows_the_stated_rules():
-    cfg = resolve("03_lora_drift", "smoke", **TINY)
-    verdict = {c.id: c.verdict for c in ch.claims(cfg, [fake_run(0, 0.8, 1.5), fake_run(1, 0.8, 1.5)])}
-    assert verdict == {"C4": "reproduced", "C2": "reproduced", "C3": "reproduced"}
-    c4 = {c.id: c for c in ch.claims(cfg, [fake_run(0, 0.8, 0.3), fake_run(1, 0.8, 1.5)])}["C4"]
-    assert c4.verdict == "reproduced"           # A forgotten in half of the runs: no cap
-    assert c4.value == pytest.approx(0.8) and c4.spread == pytest.approx(0.0)
-    c4 = {c.id: c for c in ch.claims(cfg, [fake_run(0, 0.8, 0.3), fake_run(1, 0.8, 0.3)])}["C4"]
-    assert c4.verdict == "partly" and "0 of 2 runs" in c4.note
-    assert ch.undone(fake_run(0, 0.8, 1.1)) == pytest.approx(0.5)
-    assert {c.id: c.verdict for c in ch.claims(cfg, [fake_run(0, 0.4, 1.5)])}["C4"] == "not reproduced"

@@ -117,3 +117,14 @@ def test_overlap_extremes_and_matrix():
     assert subspace.overlap(W, R) == pytest.approx(np.mean(np.cos(angles) ** 2), abs=1e-6)
     M = subspace.overlap_matrix([U, V, W])
     np.testing.assert_allclose(M, [[1, 0, 1], [0, 1, 1], [1, 1, 1]], atol=1e-7)
+
+
+def test_gram_prefix_capture_matches_explicit_rows():
+    rows = torch.randn(6, 40, generator=_gen(12), dtype=torch.float64)
+    rows[3] = rows[0] - 2 * rows[1]  # a dependent row adds nothing
+    v = torch.randn(40, generator=_gen(13), dtype=torch.float64)
+    ks = range(1, 7)
+    got = subspace.gram_prefix_capture(rows @ rows.T, rows @ v, float(v @ v), ks)
+    np.testing.assert_allclose(got, subspace.prefix_capture(rows, v, ks), atol=1e-9)
+    assert got[2] == pytest.approx(got[3], abs=1e-9)
+    assert got[-1] < 1.0  # 5 independent rows in R^40 do not hold a random v

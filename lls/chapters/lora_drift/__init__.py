@@ -1,0 +1,35 @@
+"""Chapter 3, LoRA subspace drift: forget and recover a task in a pretrained LM's adapter space.
+
+``config`` (parameters, presets) -> ``protocol`` (the cached runs) -> ``analysis`` (one
+:class:`Summary`) -> ``claims`` (C2, C3, C4) and ``figures``. The notebook calls what is listed
+in ``__all__``.
+"""
+
+from lls.chapters.lora_drift.analysis import (
+    Summary,
+    dimensions_report,
+    evals_table,
+    extra_numbers,
+    forgetting_report,
+    prefix_report,
+    static_report,
+    summarize,
+    timings_report,
+)
+from lls.chapters.lora_drift.claims import claims
+from lls.chapters.lora_drift.config import PRESETS, Config
+from lls.chapters.lora_drift.figures import (
+    drift_figure,
+    drift_picker,
+    lag_figure,
+    prefix_figure,
+    static_figure,
+)
+from lls.chapters.lora_drift.protocol import RunResult, RunSpec, run, run_all, run_specs
+
+__all__ = [
+    "PRESETS", "Config", "RunResult", "RunSpec", "Summary", "claims", "dimensions_report", "drift_figure",
+    "drift_picker", "evals_table", "extra_numbers", "forgetting_report", "lag_figure", "prefix_figure",
+    "prefix_report", "run", "run_all", "run_specs", "static_figure", "static_report", "summarize",
+    "timings_report",
+]
