@@ -18,7 +18,7 @@ def c4_verdict(s: Summary) -> str:
         verdict = "partly"
     else:
         verdict = "not reproduced"
-    if verdict == "reproduced" and 2 * sum(s.forgotten) < len(s.forgotten):
+    if verdict == "reproduced" and sum(s.forgotten) < threshold("C4", "forgotten_majority") * len(s.forgotten):
         verdict = "partly"
     return verdict
 
