@@ -183,15 +183,19 @@ class SearchActors:
     and arguments travel; it must build the same model every time (checked on entry: every
     actor's ``L(theta0)`` must agree).
 
-    ``actors`` defaults to one per free Ray CPU; ``threads`` per actor to :func:`threads_per_task`
-    over the free CPUs (each actor reserves that many Ray CPUs; more than are free is an error,
-    not a wait). Ray is started or joined as in :func:`start_ray`
+    ``actors`` defaults to one per Ray CPU; ``threads`` per actor to :func:`threads_per_task`
+    (each actor reserves that many Ray CPUs). CPUs held by other work are waited for up to
+    :attr:`cpu_wait_s` seconds, then an error says so (actors would otherwise wait for ever).
+    Ray is started or joined as in :func:`start_ray`
     (``address``, ``num_cpus``) and shut down on exit if this pool started it. Use as a context
     manager::
 
         with SearchActors(functools.partial(my_module.build, "smollm2-135m")) as pool:
             result = pool.best_of_n(1024, sigma=1e-3, seed=0)
     """
+
+    #: Seconds to wait for the Ray CPUs the actors need when other work holds them.
+    cpu_wait_s: float = 10.0
 
     def __init__(self, build: Build, *, actors: int | None = None, threads: int | None = None,
                  address: str | None = None, num_cpus: int | None = None):
@@ -202,13 +206,15 @@ class SearchActors:
     def __enter__(self) -> SearchActors:
         self.ray = self._session.__enter__()
         try:
-            self._free = free = self._free_cpus()
-            count = max(1, self.actors or free)
-            self.threads = threads_per_task(count, self.threads, cpus=free)
-            if count * self.threads > free:  # such actors would wait for CPUs forever
-                raise LLSError(f"{count} actors x {self.threads} threads need {count * self.threads} Ray "
-                               f"CPUs but {free} of {cluster_cpus()[0]} are free (other actors or tasks hold "
-                               f"the rest). Pass fewer actors or threads, or close the other pool first.")
+            count = max(1, self.actors or cluster_cpus()[0])
+            self.threads = threads_per_task(count, self.threads)
+            need, deadline = count * self.threads, time.monotonic() + self.cpu_wait_s
+            while (free := self._free_cpus()) < need and time.monotonic() < deadline:
+                time.sleep(0.1)  # e.g. a pool that just closed: Ray frees its CPUs a moment later
+            if free < need:
+                raise LLSError(f"{count} actors x {self.threads} threads need {need} Ray CPUs but {free} of "
+                               f"{cluster_cpus()[0]} are free (other actors or tasks hold the rest). Pass "
+                               f"fewer actors or threads, or close the other pool first.")
             actor = self.ray.remote(SearchWorker).options(num_cpus=self.threads)
             self.workers = [actor.remote(self.build, self.threads) for _ in range(count)]
             found = self.ray.get([w.base.remote() for w in self.workers])
@@ -224,9 +230,6 @@ class SearchActors:
     def __exit__(self, *exc) -> None:
         for worker in self.workers:
             self.ray.kill(worker)
-        deadline = time.monotonic() + 10  # Ray frees a killed actor's CPUs a moment later: wait for
-        while self.workers and self._free_cpus() < self._free and time.monotonic() < deadline:
-            time.sleep(0.1)               # them, so that the next pool finds them free
         self.workers = []
         self._session.__exit__(None, None, None)
 

@@ -56,8 +56,10 @@ def test_actors_equal_the_single_process_engine(local_ray):
     n, sigma, seed = 13, 0.05, 7  # 13 candidates: ranges of unequal length, a partial last batch
     with distributed.SearchActors(build, actors=2) as pool:
         assert len(pool.workers) == 2 and pool.threads == 1
+        late = distributed.SearchActors(build, actors=1)
+        late.cpu_wait_s = 0.5
         with pytest.raises(LLSError, match="0 of 2 are free"):  # the pool holds both CPUs
-            distributed.SearchActors(build, actors=1).__enter__()
+            late.__enter__()
         for name, case in CASES.items():
             options = {**case, "basis": basis if case.get("basis") else None}
             one = search.best_of_n(space, objective, n, sigma, seed, progress=False, **options)
