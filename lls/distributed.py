@@ -73,9 +73,9 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     except (ConnectionError, ValueError, RuntimeError) as err:
         raise LLSError(
             f"Could not join the Ray cluster at {address!r} ({type(err).__name__}: {err}). Start one with "
-            f"`ray start --head` on its head node (then pass --address HEAD_IP:6379), check that this "
-            f"machine can reach it, and that RAY_AUTH_TOKEN (or ~/.ray/auth_token) holds the cluster's "
-            f"token if it uses token authentication."
+            f"`ray start --head` on its head node (then pass --address HEAD_IP:6379) and check that this "
+            f"machine can reach it. A cluster with token authentication (Ray's default) also needs "
+            f"RAY_AUTH_MODE=token here, with its token in RAY_AUTH_TOKEN or ~/.ray/auth_token."
         ) from None
     return True
 
