@@ -46,8 +46,8 @@ Build = Callable[[], tuple[ParamSpace, Callable[[], float]]]
 def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     """Start or join Ray unless it already runs in this process; ``True`` if this call started it.
 
-    ``address=None`` starts a local instance with ``num_cpus`` CPUs (default: this machine's
-    cores). An ``address`` (``"auto"``, ``"HOST:6379"``, ``"ray://HOST:10001"``) joins a running
+    ``address=None`` starts a new local instance with ``num_cpus`` CPUs (default: this machine's
+    cores), even where ``ray start`` runs on this machine (``"auto"`` joins that one). An ``address`` (``"auto"``, ``"HOST:6379"``, ``"ray://HOST:10001"``) joins a running
     cluster, whose CPU count is its own, and ships this checkout (``lls/``, ``notebooks/``; not
     results, caches or ``.venv``) to its workers as Ray's ``working_dir``: every node needs only
     the pinned Python environment. If Ray already runs here (a notebook or a test called
@@ -64,12 +64,11 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     if num_cpus is not None and num_cpus < 1:
         raise LLSError(f"--num-cpus must be at least 1, got {num_cpus}.")
     options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    if address is None:  # "local": a new instance even if `ray start` runs on this machine
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **options)
+        return True
     try:
-        if address is None:
-            ray.init(num_cpus=num_cpus or os.cpu_count(), **options)
-        else:
-            ray.init(address=address, runtime_env={"working_dir": str(ROOT), "excludes": SHIP_EXCLUDES},
-                     **options)
+        ray.init(address=address, runtime_env={"working_dir": str(ROOT), "excludes": SHIP_EXCLUDES}, **options)
     except (ConnectionError, ValueError, RuntimeError) as err:
         raise LLSError(
             f"Could not join the Ray cluster at {address!r} ({type(err).__name__}: {err}). Start one with "
