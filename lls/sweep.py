@@ -137,22 +137,85 @@ def _log(message: str) -> None:
     print(f"[lls.sweep] {message}", file=sys.stderr, flush=True)
 
 
-def _write(path: Path, configs: Mapping[int, Config], status: dict[int, dict], info: dict) -> None:
-    """Rewrite ``sweep.json`` atomically from the seeds' run folders and their ``status``."""
-    metrics = {s: json.loads((run_dir(cfg) / "metrics.json").read_text()) for s, cfg in configs.items()
-               if status[s]["status"] in ("ran", "reused")}
-    first = next(iter(configs.values()))
-    payload = {
-        "chapter": first.chapter, "preset": first.preset,
-        "overrides": {k: v for k, v in first.overrides().items() if k != "seed"},
-        "seeds": list(configs), "complete": all(st["status"] in ("ran", "reused") for st in status.values()),
-        "runs": {str(s): {**st, "metrics": str(run_dir(configs[s]) / "metrics.json")} for s, st in status.items()},
-        "interval": INTERVAL, **info, "claims": summarize(metrics),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".sweep.json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
+class _Record:
+    """What a sweep knows so far (each seed's status, where Ray ran), written to ``sweep.json``."""
+
+    def __init__(self, path: Path, configs: Mapping[int, Config], todo: Sequence[int]):
+        self.path, self.configs, self.todo = path, configs, list(todo)
+        self.status = {s: {"status": "not run" if s in todo else "reused"} for s in configs}
+        self.info: dict = {"ray": None}
+        self.start = time.perf_counter()
+
+    def finish(self, seed: int, out: dict) -> None:
+        """Keep one seed's task result (its files written here, or its error) and rewrite ``sweep.json``."""
+        if "files" in out:
+            store(run_dir(self.configs[seed]), out.pop("files"))
+        self.status[seed] = {"status": "failed" if "error" in out else "ran", **out}
+        done = sum(self.status[s]["status"] != "not run" for s in self.todo)
+        if "error" in out:
+            _log(f"seed {seed} FAILED ({done}/{len(self.todo)}): {out['error']}")
+        else:
+            _log(f"seed {seed} done in {out['seconds']:.0f} s ({done}/{len(self.todo)})")
+        self.write()
+
+    def write(self) -> None:
+        """Rewrite ``sweep.json`` atomically from the seeds' run folders and their status."""
+        ok = [s for s, st in self.status.items() if st["status"] in ("ran", "reused")]
+        metrics = {s: json.loads((run_dir(self.configs[s]) / "metrics.json").read_text()) for s in ok}
+        first = next(iter(self.configs.values()))
+        payload = {
+            "chapter": first.chapter, "preset": first.preset,
+            "overrides": {k: v for k, v in first.overrides().items() if k != "seed"},
+            "seeds": list(self.configs), "complete": len(ok) == len(self.configs),
+            "runs": {str(s): {**st, "metrics": str(run_dir(self.configs[s]) / "metrics.json")}
+                     for s, st in self.status.items()},
+            "interval": INTERVAL, **self.info, "wall_s": time.perf_counter() - self.start,
+            "claims": summarize(metrics),
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(".sweep.json.tmp")
+        tmp.write_text(json.dumps(payload, indent=2))
+        os.replace(tmp, self.path)
+
+
+def _run_on_ray(record: _Record, run: Callable[..., Path], preset: str | None, overrides: dict, force: bool,
+                address: str | None, num_cpus: int | None, threads: int | None) -> None:
+    """Submit ``record.todo`` as Ray tasks and keep each result as it comes; Ctrl-C cancels the rest."""
+    chapter, todo = next(iter(record.configs.values())).chapter, record.todo
+    with ray_session(address, num_cpus) as ray:
+        threads = threads_per_task(len(todo), threads)
+        total = cluster_cpus()[0]
+        record.info["ray"] = {"version": ray.__version__, "address": address or "local", "cpus": total,
+                              "threads_per_seed": threads}
+        _log(f"{chapter} ({record.path.parent.name}), {len(record.configs)} seeds: {len(todo)} to run, "
+             f"{len(record.configs) - len(todo)} up to date; Ray with {total} CPUs, "
+             f"{min(len(todo), total // threads)} seed(s) at a time, {threads} thread(s) each")
+        record.write()
+        task = ray.remote(run_seed).options(num_cpus=threads, max_retries=0)
+        env = worker_env(threads)
+        pending = {task.remote(run, chapter, preset, {**overrides, "seed": s}, force, env): s for s in todo}
+        beat = time.monotonic()
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                for ref in done:
+                    seed = pending.pop(ref)
+                    try:
+                        out = ray.get(ref)
+                    except ray.exceptions.RayError as err:  # the worker died (memory, a signal)
+                        out = {"error": f"{type(err).__name__}: {err}", "seconds": None, "host": None}
+                    record.finish(seed, out)
+                if pending and time.monotonic() - beat > 60:
+                    beat = time.monotonic()
+                    _log(f"{len(pending)} seed(s) still running or waiting, "
+                         f"{time.perf_counter() - record.start:.0f} s so far")
+        except KeyboardInterrupt:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            record.write()
+            _log(f"interrupted: seeds {sorted(pending.values())} cancelled; every finished seed is kept in "
+                 f"{record.path}. The same command runs only the missing seeds.")
+            raise
 
 
 def sweep(chapter: str, seeds: Sequence[int], preset: str | None = None,
@@ -174,62 +237,17 @@ def sweep(chapter: str, seeds: Sequence[int], preset: str | None = None,
     if not seeds:
         raise ConfigError("A sweep needs at least one seed (e.g. --seeds 0-9).")
     configs = {s: resolve(chapter, preset, **overrides, seed=s) for s in seeds}  # every seed, before any work
-    path = sweep_path(chapter, preset, overrides)
     check_writable(results_root(), "LLS_RESULTS_DIR")
-    todo = [s for s, cfg in configs.items() if force or not is_fresh(cfg)]
-    status = {s: {"status": "not run"} if s in todo else {"status": "reused"} for s in seeds}
-    info: dict = {"ray": None}
-    start = time.perf_counter()
-    label = f"{chapter} ({path.parent.name}), {len(seeds)} seeds"
-    if not todo:
-        _log(f"{label}: every seed is up to date, none re-executed")
-    else:
+    record = _Record(sweep_path(chapter, preset, overrides), configs,
+                     [s for s, cfg in configs.items() if force or not is_fresh(cfg)])
+    if record.todo:
         check_folders()
-        with ray_session(address, num_cpus) as ray:
-            threads = threads_per_task(len(todo), threads)
-            total = cluster_cpus()[0]
-            info["ray"] = {"version": ray.__version__, "address": address or "local", "cpus": total,
-                           "threads_per_seed": threads}
-            _log(f"{label}: {len(todo)} to run, {len(seeds) - len(todo)} up to date; Ray with {total} CPUs, "
-                 f"{min(len(todo), total // threads)} seed(s) at a time, {threads} thread(s) each")
-            _write(path, configs, status, info)
-            task = ray.remote(run_seed).options(num_cpus=threads, max_retries=0)
-            env = worker_env(threads)
-            pending = {task.remote(run, chapter, preset, {**overrides, "seed": s}, force, env): s for s in todo}
-            beat = time.monotonic()
-            try:
-                while pending:
-                    done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-                    for ref in done:
-                        seed = pending.pop(ref)
-                        try:
-                            out = ray.get(ref)
-                        except ray.exceptions.RayError as err:  # the worker died (memory, a signal)
-                            out = {"error": f"{type(err).__name__}: {err}", "seconds": None, "host": None}
-                        if "files" in out:
-                            store(run_dir(configs[seed]), out.pop("files"))
-                        status[seed] = {"status": "failed" if "error" in out else "ran", **out}
-                        finished = len(todo) - len(pending)
-                        if "error" in out:
-                            _log(f"seed {seed} FAILED ({finished}/{len(todo)}): {out['error']}")
-                        else:
-                            _log(f"seed {seed} done in {out['seconds']:.0f} s ({finished}/{len(todo)})")
-                        _write(path, configs, status, info)
-                    if pending and time.monotonic() - beat > 60:
-                        beat = time.monotonic()
-                        _log(f"{len(pending)} seed(s) still running or waiting, "
-                             f"{time.perf_counter() - start:.0f} s so far")
-            except KeyboardInterrupt:
-                for ref in pending:
-                    ray.cancel(ref, force=True)
-                info["wall_s"] = time.perf_counter() - start
-                _write(path, configs, status, info)
-                _log(f"interrupted: seeds {sorted(pending.values())} cancelled; every finished seed is kept "
-                     f"in {path}. The same command runs only the missing seeds.")
-                raise
-    info["wall_s"] = time.perf_counter() - start
-    _write(path, configs, status, info)
-    failed = [s for s, st in status.items() if st["status"] == "failed"]
-    _log(f"{len(seeds) - len(failed)} of {len(seeds)} seeds have results ({info['wall_s']:.0f} s)"
+        _run_on_ray(record, run, preset, overrides, force, address, num_cpus, threads)
+    else:
+        _log(f"{chapter} ({record.path.parent.name}), {len(seeds)} seeds: every seed is up to date, none re-executed")
+    record.write()
+    failed = [s for s, st in record.status.items() if st["status"] == "failed"]
+    _log(f"{len(seeds) - len(failed)} of {len(seeds)} seeds have results "
+         f"({time.perf_counter() - record.start:.0f} s)"
          + (f"; failed: {failed} (errors in sweep.json; rerun to retry them)" if failed else ""))
-    return path
+    return record.path
