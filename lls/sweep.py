@@ -40,6 +40,8 @@ RUN_FILES = ("executed.ipynb", "metrics.json", "run_key")
 #: What ``ci`` means in ``sweep.json``.
 INTERVAL = ("95 % Student-t interval over independent seeds: mean ± t(0.975, n-1) · SD / sqrt(n), "
             "n the seeds with a value")
+#: The most seeds one range of ``--seeds`` may hold (a typo such as 0-100000 stops at once).
+MAX_SEEDS = 10_000
 #: Fields of a claim row copied into its ``sweep.json`` entry (from the first seed that has the row);
 #: the per-seed notes, which quote that seed's numbers, stay in each seed's ``metrics.json``.
 DESCRIPTIVE = ("unit", "paper", "kind", "concept", "model_variant")
@@ -47,15 +49,15 @@ DESCRIPTIVE = ("unit", "paper", "kind", "concept", "model_variant")
 
 def parse_seeds(text: str) -> list[int]:
     """``"0-3,7"`` -> ``[0, 1, 2, 3, 7]``: comma-separated seeds and inclusive ranges, each once."""
-    seeds: list[int] = []
+    seeds: dict[int, None] = {}  # ordered, each once
     for part in text.replace(" ", "").split(","):
         match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-        if not match or (match[2] is not None and int(match[2]) < int(match[1])):
-            raise ConfigError(f"--seeds {text!r}: {part!r} is neither a seed nor a range LOW-HIGH. Write e.g. "
-                              f"--seeds 0-9 or --seeds 0,2,5 or --seeds 0-3,10.")
-        low = int(match[1])
-        seeds += [s for s in range(low, int(match[2] or low) + 1) if s not in seeds]
-    return seeds
+        low, high = (int(match[1]), int(match[2] or match[1])) if match else (0, -1)
+        if not match or high < low or high - low >= MAX_SEEDS:
+            raise ConfigError(f"--seeds {text!r}: {part!r} is neither a seed nor a range LOW-HIGH of at most "
+                              f"{MAX_SEEDS} seeds. Write e.g. --seeds 0-9 or --seeds 0,2,5 or --seeds 0-3,10.")
+        seeds.update(dict.fromkeys(range(low, high + 1)))
+    return list(seeds)
 
 
 def run_seed(run: Callable[..., Path], chapter: str, preset: str, overrides: dict, force: bool,
