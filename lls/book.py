@@ -20,7 +20,7 @@ import nbformat
 from lls.errors import LLSError
 from lls.metrics import results_root
 from lls.presets import CHAPTERS
-from lls.runner import run_all
+from lls.runner import check_writable, run_all
 from lls.scorecard import rules_changed_page, scorecard_page
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,13 +85,18 @@ def stage(preset: str, build_dir: Path) -> Path:
 
 def build_book(preset: str = "cpu", overrides: Mapping[str, object] | None = None, force: bool = False,
                build_dir: Path | None = None) -> Path:
-    """Run every chapter on ``preset`` (fresh runs are reused), then build; return ``index.html``."""
+    """Run every chapter on ``preset`` (fresh runs are reused), then build; return ``index.html``.
+
+    The build folder, like the results and cache folders, is checked to be writable before any
+    chapter runs.
+    """
     if overrides:
         raise LLSError("The book is built from each chapter's preset defaults so that its scorecard "
                        "describes one configuration; rerun single chapters with `python -m lls run` "
                        "to explore other parameters.")
-    run_all(preset, force=force)
     build_dir = ROOT / "_build" / preset if build_dir is None else build_dir
+    check_writable(build_dir, "--build-dir")
+    run_all(preset, force=force)
     src = stage(preset, build_dir)
     command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(src), "--path-output",
                str(build_dir), "--warningiserror", "--keep-going", "--all", "--quiet"]

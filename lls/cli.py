@@ -1,9 +1,10 @@
-"""Command line: ``python -m lls run|book|scorecard|params``.
+"""Command line: ``python -m lls run|sweep|book|scorecard|params``.
 
 Examples::
 
     python -m lls run 03_lora_drift --preset cpu -p seed 1
     python -m lls run --all --preset smoke
+    python -m lls sweep 02_synthetic --seeds 0-9 -p n_seeds 1   # one Ray task per seed
     python -m lls book                      # every chapter on cpu, then the HTML book
     python -m lls params 03                 # a chapter's parameters and preset defaults
     python -m lls check-book                # the built book in headless Chromium: layout problems
@@ -12,6 +13,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -28,6 +30,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("notebook", nargs="?", help=f"one of {', '.join(CHAPTERS)} (or its number)")
     run.add_argument("--all", action="store_true", help="run every chapter")
     _common(run)
+
+    sweep = sub.add_parser("sweep", help="run one chapter for many seeds on Ray and write sweep.json "
+                                         "(per-claim values, mean, SD and a t-interval over seeds)")
+    sweep.add_argument("notebook", help=f"one of {', '.join(CHAPTERS)} (or its number)")
+    sweep.add_argument("--seeds", required=True, help="seeds and inclusive ranges: 0-9, 0,2,5 or 0-3,10")
+    _common(sweep)
+    sweep.add_argument("--address", default=None,
+                       help="join a running Ray cluster (auto, HEAD_IP:6379 or ray://HEAD_IP:10001) instead "
+                            "of starting a local one")
+    sweep.add_argument("--num-cpus", type=int, default=None,
+                       help="CPUs of the local Ray instance (default: this machine's cores)")
+    sweep.add_argument("--threads", type=int, default=None,
+                       help="threads (and Ray CPUs) per seed (default: CPUs / seeds at once, at least 1)")
 
     book = sub.add_parser("book", help="run every chapter, write the scorecard, build the HTML book")
     _common(book)
@@ -97,6 +112,22 @@ def main(argv: list[str] | None = None) -> int:
             problems = check_book(html, shots)
             print("\n".join(problems) or f"No problems found; screenshots in {shots}.")
             return 1 if problems else 0
+        elif args.command == "sweep":
+            from lls.runner import chapter_name
+            from lls.sweep import parse_seeds, sweep, sweep_path
+
+            seeds = parse_seeds(args.seeds)
+            try:
+                path = sweep(chapter_name(args.notebook), seeds, args.preset, dict(args.param),
+                             force=args.force, address=args.address, num_cpus=args.num_cpus,
+                             threads=args.threads)
+            except KeyboardInterrupt:  # finished seeds are kept in sweep.json
+                partial = sweep_path(chapter_name(args.notebook), args.preset, dict(args.param))
+                if partial.exists():
+                    print(partial)
+                return 130
+            print(path)
+            return 0 if json.loads(path.read_text())["complete"] else 1
         elif args.command == "book":
             from lls.book import build_book
 

@@ -106,19 +106,33 @@ def require(names: list[str]) -> None:
 
 
 def load(name: str, *, device: str | torch.device | None = None, dtype: torch.dtype = torch.float32,
-         **overrides):
+         device_map: str | dict | None = None, **overrides):
     """Load a model and its tokenizer by registry name or hub id; returns ``(model, tokenizer)``.
 
     ``overrides``: for ``synthetic-gpt2`` and the ``tiny-*`` models, config fields (and
     ``seed``, default 0, for the random initialisation); for pretrained models, keyword
     arguments of ``from_pretrained`` (e.g. ``attn_implementation``).
+
+    ``device_map`` (hub ids and local checkpoint folders only, instead of ``device``) is passed
+    to ``from_pretrained``, which hands it to accelerate: ``"auto"`` spreads the layers over
+    every visible GPU, then CPU memory, for checkpoints larger than one device (the paper's 7B
+    models, claim C11); a dict ``{module name: device}`` places modules by hand. Such a model is
+    left where accelerate put it (``model.hf_device_map`` says where) and is not moved again.
+
     Raises :class:`MissingModelError` for a hub model that is neither cached nor reachable,
-    :class:`ConfigError` for an unsupported architecture.
+    :class:`ConfigError` for an unsupported architecture or a ``device_map`` on a model built
+    here (those fit on one device: pass ``device``).
     """
     if name not in MODEL_NAMES and "/" not in name:
         raise ConfigError(
             f"Unknown model {name!r}. Pass one of {list(MODEL_NAMES)} or a Hugging Face hub id "
             f"('owner/name') of a GPT-2, Llama, Qwen2 or OLMo model."
+        )
+    if device_map is not None and (device is not None or name in (SMOLLM2, "synthetic-gpt2", *TINY_CONFIGS)):
+        raise ConfigError(
+            f"device_map={device_map!r} shards hub checkpoints (a hub id or a local checkpoint folder) "
+            f"with accelerate and replaces device=; {name!r} with device={device!r} cannot take it. "
+            f"Pass device= alone for the models built here, device_map= alone for hub checkpoints."
         )
     with _quiet_loading():
         if name == SMOLLM2:
@@ -127,12 +141,15 @@ def load(name: str, *, device: str | torch.device | None = None, dtype: torch.dt
             model, tokenizer = _synthetic_gpt2(**overrides), None
         elif name in TINY_CONFIGS:
             model, tokenizer = _tiny(name, **overrides)
-        else:
-            model, tokenizer = _load_hub(HUB_MODELS.get(name, name), dtype=dtype, **overrides)
+        else:  # device_map=None is from_pretrained's own default
+            model, tokenizer = _load_hub(HUB_MODELS.get(name, name), dtype=dtype, device_map=device_map,
+                                         **overrides)
     if tokenizer is not None and tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if tokenizer is not None and model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
+    if device_map is not None:  # dispatched by accelerate, already in dtype: moving it would undo that
+        return model.eval(), tokenizer
     return model.to(device=device or "cpu", dtype=dtype).eval(), tokenizer
 
 

@@ -14,12 +14,13 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from lls.cache import code_hash, lls_references
+from lls.cache import cache_root, code_hash, lls_references
 from lls.errors import ConfigError, LLSError
-from lls.metrics import run_dir
+from lls.metrics import results_root, run_dir
 from lls.presets import CHAPTERS, Config, chapter_params, resolve
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -78,12 +79,37 @@ def is_fresh(cfg: Config) -> bool:
             and (folder / "metrics.json").exists() and (folder / "executed.ipynb").exists())
 
 
+def check_writable(folder: Path, variable: str) -> None:
+    """Raise :class:`LLSError` unless ``folder`` exists (or can be created) and takes a new file.
+
+    ``variable`` is what moves the folder (an environment variable or a command-line option);
+    the message names it. Called before any work, so a bad folder costs nothing.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".lls-write-check-"):
+            pass
+    except OSError as err:
+        raise LLSError(
+            f"lls cannot write to the folder {folder} ({err.strerror or err}). Point {variable} at a "
+            f"folder you can write, or make this one writable; nothing has been run."
+        ) from None
+
+
+def check_folders() -> None:
+    """Check, before any work, that the results (``LLS_RESULTS_DIR``) and cache (``LLS_CACHE_DIR``)
+    folders can be written; raise :class:`LLSError` naming the folder and its variable if not."""
+    check_writable(results_root(), "LLS_RESULTS_DIR")
+    check_writable(cache_root(), "LLS_CACHE_DIR")
+
+
 def run_chapter(chapter: str, preset: str | None = None, overrides: Mapping[str, object] | None = None,
                 force: bool = False, progress: bool = True) -> Path:
     """Execute one chapter (unless its last run is still fresh) and return its ``metrics.json`` path.
 
     ``overrides`` may hold strings (from the command line): they are converted and validated
-    against the chapter's parameters before anything runs.
+    against the chapter's parameters before anything runs, and so are the results and cache
+    folders (:func:`check_folders`).
     """
     import jupytext
     import papermill
@@ -93,6 +119,7 @@ def run_chapter(chapter: str, preset: str | None = None, overrides: Mapping[str,
     if not force and is_fresh(cfg):
         print(f"[lls] {chapter} ({cfg.tag()}): up to date, not re-executed", file=sys.stderr)
         return folder / "metrics.json"
+    check_folders()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "run_key").unlink(missing_ok=True)
     (folder / "metrics.json").unlink(missing_ok=True)

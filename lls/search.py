@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -304,6 +304,24 @@ def _space_dim(space: ParamSpace, basis: torch.Tensor | None) -> int:
     return space.dim if basis is None else int(basis.shape[1])
 
 
+def candidate_pairs(indices: Iterable[int], antithetic: bool = True) -> list[tuple[int, int]]:
+    """The ``(i, sign)`` evaluations of candidates ``indices``, in :func:`best_of_n`'s order:
+    ``(i, +1), (i, -1)`` for each ``i`` when ``antithetic``, else ``(i, +1)``."""
+    signs = (1, -1) if antithetic else (1,)
+    return [(i, s) for i in indices for s in signs]
+
+
+def search_result(base: float, losses: Sequence[float], *, antithetic: bool, sigma: float, seed: int,
+                  dim: int, seconds: float = 0.0) -> SearchResult:
+    """A :class:`SearchResult` from the losses of ``candidate_pairs(range(N), antithetic)``, in that
+    order (``2N`` losses when ``antithetic``, else ``N``)."""
+    losses = np.asarray(losses, dtype=float)
+    plus = losses[0::2] if antithetic else losses
+    minus = losses[1::2] if antithetic else None
+    return SearchResult(base=float(base), plus=plus, minus=minus, sigma=float(sigma), seed=int(seed),
+                        dim=int(dim), seconds=seconds)
+
+
 def best_of_n(space: ParamSpace, eval_loss: Callable[[], float], n: int, sigma: float, seed: int, *,
               basis: torch.Tensor | None = None, antithetic: bool = True, batch_size: int = 1,
               progress: bool = True, noise: NoiseTable | None = None) -> SearchResult:
@@ -316,17 +334,11 @@ def best_of_n(space: ParamSpace, eval_loss: Callable[[], float], n: int, sigma: 
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     base = float(eval_loss())
-    signs = (1, -1) if antithetic else (1,)
-    pairs = [(i, s) for i in range(n) for s in signs]
     t0 = time.perf_counter()
-    losses = np.asarray(evaluate(space, eval_loss, seed, pairs, sigma, basis=basis,
-                                 batch_size=batch_size, progress=progress,
-                                 desc=f"best-of-{n}, sigma={sigma:.3g}", noise=noise), dtype=float)
-    seconds = time.perf_counter() - t0
-    plus = losses[0::len(signs)]
-    minus = losses[1::2] if antithetic else None
-    return SearchResult(base=base, plus=plus, minus=minus, sigma=float(sigma), seed=int(seed),
-                        dim=_space_dim(space, basis), seconds=seconds)
+    losses = evaluate(space, eval_loss, seed, candidate_pairs(range(n), antithetic), sigma, basis=basis,
+                      batch_size=batch_size, progress=progress, desc=f"best-of-{n}, sigma={sigma:.3g}", noise=noise)
+    return search_result(base, losses, antithetic=antithetic, sigma=sigma, seed=seed,
+                         dim=_space_dim(space, basis), seconds=time.perf_counter() - t0)
 
 
 @dataclass

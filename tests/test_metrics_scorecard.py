@@ -6,9 +6,9 @@ import pytest
 
 from lls.claims import REGISTRY, Claim, threshold
 from lls.metrics import save
-from lls.stats import mean_spread
 from lls.presets import resolve
 from lls.scorecard import scorecard_markdown
+from lls.stats import mean_spread
 
 
 def test_claim_validation():

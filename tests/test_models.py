@@ -81,6 +81,36 @@ def test_hub_path_from_local_folder(tmp_path):
     assert torch.allclose(loaded(ids).logits, model(ids).logits)
 
 
+#: A CPU device map with one block offloaded to disk: accelerate dispatches it with hooks, the same
+#: path as a checkpoint spread over several GPUs.
+CPU_DISK_MAP = {"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk",
+                "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"}
+
+
+@pytest.mark.parametrize("device_map", ["auto", CPU_DISK_MAP], ids=["auto", "cpu+disk"])
+def test_device_map_passes_through_to_accelerate(tmp_path, device_map):
+    """A checkpoint folder placed by accelerate gives the original logits and is not moved afterwards."""
+    model, tokenizer = models.load("tiny-llama")
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    placed, tok = models.load(str(tmp_path / "m"), device_map=device_map, offload_folder=str(tmp_path / "off"))
+    if device_map == "auto":  # no GPU here: accelerate puts everything on the CPU
+        assert all(p.device.type == "cpu" for p in placed.parameters())
+    else:
+        assert placed.hf_device_map == CPU_DISK_MAP
+        assert placed.model.layers[1].self_attn.q_proj.weight.device.type == "meta"  # offloaded, left so
+    assert not placed.training
+    ids = tok("hello there", return_tensors="pt")["input_ids"]
+    assert torch.equal(placed(ids).logits, model(ids).logits)
+
+
+def test_device_map_is_refused_where_it_cannot_apply():
+    with pytest.raises(ConfigError, match="device_map"):
+        models.load("tiny-llama", device_map="auto")
+    with pytest.raises(ConfigError, match="device_map"):
+        models.load("owner/model", device="cpu", device_map="auto")
+
+
 def test_unsupported_architecture(tmp_path):
     from transformers import BertConfig
 
