@@ -140,14 +140,13 @@ def bench_model(name: str, model, objective_of, n: int, sigma: float, vmaps: lis
 
 def synthetic_model(eval_batch: int):
     """Chapter 2's synthetic transformer at the cpu preset's size (random weights: speed only)."""
-    from lls.chapters import synthetic as chapter2
-    from lls.presets import resolve
+    from lls.chapters.synthetic import config, protocol
     from lls.synthetic import batch_loss
 
-    c2 = resolve("02_synthetic", "cpu")
-    space = chapter2.build(c2, 0)
+    c2 = config.PRESETS["cpu"].training()
+    space = protocol.build(c2, 0)
     space.model.set_attn_implementation("eager")  # vmap has no batching rule for fused CPU attention
-    batch = chapter2.task_family(c2).batch(c2.task, eval_batch, torch.Generator().manual_seed(0))
+    batch = protocol.task_family(c2).batch(c2.task, eval_batch, torch.Generator().manual_seed(0))
     return space.model, lambda m: Objective(m, batch_loss, batch)
 
 
