@@ -162,3 +162,23 @@ def test_figures_and_tables_build():
 
 def test_claim_n():
     assert protocol.claim_n(4) == 2 and protocol.claim_n(1024) == 256
+
+
+def test_theta_f_is_chapter_2s_own_cached_point(isolated, monkeypatch):
+    import lls.protocols.forget_recover as fr
+    from lls.chapters.synthetic import config as chapter2_config
+    from lls.chapters.synthetic import protocol as chapter2_protocol
+
+    cfg = config(eval_batch=4)
+    training = chapter2_config.PRESETS["smoke"].training()
+    point = chapter2_protocol.forgotten(training, cfg.seed)  # chapter 2 computes and caches it
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("chapter 4 must not rerun the forgetting run")
+
+    monkeypatch.setattr(fr, "train", no_training)
+    monkeypatch.setattr(chapter2_protocol, "train", no_training)
+    s = protocol.setup(cfg)
+    assert s.space.get().equal(point.theta) and s.acc_f == point.accuracy
+    assert s.acc0 == chapter2_protocol.pretrain(training, cfg.seed).accuracy
+    assert protocol.chapter2(cfg) is chapter2_config.PRESETS["smoke"]

@@ -10,6 +10,10 @@
   direction, random k), for ranking against signal density and mass (C6);
 * :func:`randopt_synthetic`: beyond the paper, top-K selection of random perturbations with a
   majority-vote ensemble (RandOpt / "neural thickets", Gan et al. 2026) on task-A accuracy.
+
+theta_f is chapter 2's own cached point (:func:`lls.chapters.synthetic.protocol.forgotten` with
+chapter 2's :class:`~lls.chapters.synthetic.config.Training` for the same preset), never a copy;
+the C6 trajectory prefix is the start of chapter 2's recovery phase (its ``lr``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from lls.chapters.synthetic import protocol as chapter2_protocol
 from lls.curvature import hessian_operator, hutchinson_trace, lanczos_topk
 from lls.grids import log_grid
 from lls.params import ParamSpace, batch_gradients
+from lls.protocols.forget_recover import recover
 from lls.search import (
     F1F2Result,
     Objective,
@@ -37,8 +42,7 @@ from lls.search import (
     randopt,
     sigma_for_norm,
 )
-from lls.synthetic import TASKS, accuracies, answer_logits, batch_loss
-from lls.train import train
+from lls.synthetic import answer_logits, batch_loss
 
 
 def linear_sigma(diag: F1F2Result) -> float:
@@ -53,44 +57,33 @@ def claim_n(n: int) -> int:
     return max(2, n // 4)
 
 
-@cached
-def synthetic_point(cfg: Config) -> dict:
-    """Chapter 2's multitask model after its forgetting run: theta_f and accuracies (cached)."""
-    training = chapter2(cfg).training()
-    tasks = chapter2_protocol.task_family(training)
-    start = chapter2_protocol.pretrain(training, cfg.seed)
-    space = chapter2_protocol.build(training, cfg.seed)
-    space.set_(start.theta)
-    others = [t for t in TASKS if t != training.task]
-    forget = train(space, batch_loss, tasks.sampler(others, training.batch_size, chapter2_protocol.stream(cfg.seed, 2)),
-                   training.forget_steps, lr=training.pretrain_lr)
-    return {"theta_f": space.get(), "acc0": start.accuracy,
-            "acc_f": accuracies(space.model, tasks, training.n_eval, cfg.seed), "forget_losses": forget.losses}
-
-
 @dataclass
 class Setup:
-    """The synthetic model at theta_f, its space, the task-A objective and its gradient there (D,)."""
+    """The synthetic model at theta_f, its space, the task-A objective and its gradient there (D,),
+    and chapter 2's exact-match accuracies per task at theta0 and theta_f."""
 
     space: ParamSpace
     objective: Objective
     grad: torch.Tensor
     task: str
-    point: dict
+    acc0: dict[str, float]
+    acc_f: dict[str, float]
 
 
 def setup(cfg: Config) -> Setup:
-    """Build the synthetic model at theta_f with the searched objective (task-A loss on ``eval_batch``)."""
+    """Chapter 2's model at chapter 2's cached theta_f (:func:`lls.chapters.synthetic.protocol.forgotten`,
+    the same cache entry chapter 2 uses) with the searched objective (task-A loss on ``eval_batch``)."""
     training = chapter2(cfg).training()
-    point = synthetic_point(cfg)
+    point = chapter2_protocol.forgotten(training, cfg.seed)
     space = chapter2_protocol.build(training, cfg.seed)
-    space.set_(point["theta_f"])
+    space.set_(point.theta)
     if cfg.vmap_batch > 1:
         space.model.set_attn_implementation("eager")  # vmap has no batching rule for fused CPU attention
     gen = torch.Generator().manual_seed(7919 + cfg.seed)
     batch = chapter2_protocol.task_family(training).batch(training.task, cfg.eval_batch, gen)
     grad = batch_gradients(space, batch_loss, [batch])[0]
-    return Setup(space, Objective(space.model, batch_loss, batch), grad, training.task, point)
+    return Setup(space, Objective(space.model, batch_loss, batch), grad, training.task,
+                 chapter2_protocol.pretrain(training, cfg.seed).accuracy, point.accuracy)
 
 
 def _trace(space: ParamSpace, objective: Objective, n: int, seed: int) -> tuple[float, float]:
@@ -135,7 +128,7 @@ def synthetic_curves(cfg: Config) -> Curves:
     curves = search_curves(f"synthetic, full (D={s.space.dim:,})", s.space, s.objective, s.grad,
                            log_grid(cfg.sigma_min, cfg.sigma_max, cfg.n_sigmas), cfg.n_grid, cfg.n_max,
                            cfg.seed, cfg.vmap_batch, cfg.hutchinson_probes)
-    curves.extra.update(task=s.task, acc0=s.point["acc0"], acc_f=s.point["acc_f"])
+    curves.extra.update(task=s.task, acc0=s.acc0, acc_f=s.acc_f)
     return curves
 
 
@@ -197,12 +190,13 @@ class Subspaces:
 
 
 def _prefix_updates(cfg: Config, s: Setup) -> torch.Tensor:
-    """The first ``k`` recovery updates from theta_f (k, D); the space is left at theta_f."""
+    """The first ``k`` updates of chapter 2's recovery phase (its rate ``lr``) from theta_f, (k, D); the
+    space is left at theta_f."""
     training = chapter2(cfg).training()
     theta_f = s.space.get()
     sampler = chapter2_protocol.task_family(training).sampler(s.task, training.batch_size,
                                                               chapter2_protocol.stream(cfg.seed, 3))
-    run = train(s.space, batch_loss, sampler, cfg.k, lr=training.pretrain_lr, record_first=cfg.k, progress=False)
+    run = recover(s.space, batch_loss, sampler, training.phases(recover_steps=cfg.k, k_max=cfg.k), progress=False)
     s.space.set_(theta_f)
     return run.updates
 
