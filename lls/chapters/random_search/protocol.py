@@ -194,9 +194,8 @@ def _prefix_updates(cfg: Config, s: Setup) -> torch.Tensor:
     space is left at theta_f."""
     training = chapter2(cfg).training()
     theta_f = s.space.get()
-    sampler = chapter2_protocol.task_family(training).sampler(s.task, training.batch_size,
-                                                              chapter2_protocol.stream(cfg.seed, 3))
-    run = recover(s.space, batch_loss, sampler, training.phases(recover_steps=cfg.k, k_max=cfg.k), progress=False)
+    run = recover(s.space, batch_loss, chapter2_protocol.recovery_batches(training, cfg.seed),
+                  training.phases(recover_steps=cfg.k, k_max=cfg.k), progress=False)
     s.space.set_(theta_f)
     return run.updates
 

@@ -10,6 +10,7 @@ import torch
 from lls.chapters.synthetic.config import Config
 from lls.chapters.synthetic.protocol import NOISE_MULTIPLES, REGIMES, RegimeRun, SeedRun, task_family
 from lls.claims import threshold
+from lls.seeds import generator
 from lls.stats import mean_spread
 from lls.subspace import halving_lag
 from lls.synthetic import TASKS
@@ -190,5 +191,5 @@ def lag_lines(summary: Summary) -> str:
 
 def examples(cfg: Config) -> torch.Tensor:
     """One sequence of every task ``(len(TASKS), 2L+2)``, rows in :data:`TASKS` order."""
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = generator(cfg.seed, "examples")
     return torch.cat([task_family(cfg.training()).batch(t, 1, gen) for t in TASKS])

@@ -19,10 +19,12 @@ recovery parameter does not retrain theta0 or theta_f.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from lls import subspace
 from lls.cache import cached
@@ -31,6 +33,7 @@ from lls.curvature import hessian_operator, krylov_basis, lanczos_topk
 from lls.grids import powers_of_two
 from lls.params import ParamSpace, batch_gradients
 from lls.protocols.forget_recover import forget, recover
+from lls.seeds import derive, generator
 from lls.synthetic import TASKS, Tasks, accuracies, batch_loss, exact_match
 from lls.train import Trajectory, train
 
@@ -50,13 +53,31 @@ def build(training: Training, seed: int) -> ParamSpace:
 
     tasks = task_family(training)
     model, _ = load("synthetic-gpt2", vocab_size=tasks.vocab_size, n_layer=training.n_layer,
-                    n_embd=training.n_embd, n_head=training.n_head, n_positions=tasks.seq_len, seed=seed)
+                    n_embd=training.n_embd, n_head=training.n_head, n_positions=tasks.seq_len,
+                    seed=derive(seed, "model init"))
     return ParamSpace(model)
 
 
-def stream(seed: int, stage: int) -> int:
-    """Data seed of one stage of one seed's protocol (distinct streams, reproducible)."""
-    return 1000 * seed + stage
+def batches(training: Training, which: str | Sequence[str], seed: int, *stream: str | int) -> Callable[[int], Tensor]:
+    """``step -> batch``: ``batch_size`` sequences of the tasks ``which``, batch ``step`` drawn from the
+    named stream ``(seed, *stream, step)`` of :mod:`lls.seeds` (for :func:`lls.train.train`)."""
+    tasks = task_family(training)
+    return lambda step: tasks.batch(which, training.batch_size, generator(seed, *stream, step))
+
+
+def recovery_batches(training: Training, seed: int) -> Callable[[int], Tensor]:
+    """The recovery run's data: batches of task A (chapter 4's trajectory prefix uses them too)."""
+    return batches(training, training.task, seed, "recovery data")
+
+
+def forgetting_batches(training: Training, seed: int) -> Callable[[int], Tensor]:
+    """The forgetting run's data: batches of the other tasks (the same for both C10 regimes)."""
+    return batches(training, [t for t in TASKS if t != training.task], seed, "forgetting data")
+
+
+def evaluation_seed(seed: int) -> int:
+    """The seed of the held test sequences of a run (:func:`lls.synthetic.accuracies` draws them)."""
+    return derive(seed, "test")
 
 
 @dataclass
@@ -91,14 +112,10 @@ def pretrain(training: Training, seed: int, regime: str = "simultaneous") -> Tra
         raise ValueError(f"regime {regime!r} is not one of {REGIMES}")
     losses = []
     for j, (which, steps) in enumerate(schedule):
-        run = train(space, batch_loss, tasks.sampler(which, training.batch_size, stream(seed, 10 + j)), steps,
+        run = train(space, batch_loss, batches(training, which, seed, "pretraining data", regime, j), steps,
                     lr=training.pretrain_lr, lr_factor=warmup_decay(steps))
         losses += run.losses
-    return Trained(space.get(), accuracies(space.model, tasks, training.n_eval, seed), losses)
-
-
-def _other_tasks(training: Training) -> list[str]:
-    return [t for t in TASKS if t != training.task]
+    return Trained(space.get(), accuracies(space.model, tasks, training.n_eval, evaluation_seed(seed)), losses)
 
 
 @cached
@@ -108,9 +125,8 @@ def forgotten(training: Training, seed: int) -> Trained:
     tasks = task_family(training)
     space = build(training, seed)
     space.set_(pretrain(training, seed).theta)
-    run = forget(space, batch_loss, tasks.sampler(_other_tasks(training), training.batch_size, stream(seed, 2)),
-                 training.phases(recover_steps=0))
-    return Trained(space.get(), accuracies(space.model, tasks, training.n_eval, seed), run.losses)
+    run = forget(space, batch_loss, forgetting_batches(training, seed), training.phases(recover_steps=0))
+    return Trained(space.get(), accuracies(space.model, tasks, training.n_eval, evaluation_seed(seed)), run.losses)
 
 
 @dataclass
@@ -149,25 +165,26 @@ def _rank_curve(rows: torch.Tensor, ns: list[int]) -> np.ndarray:
     return np.array([subspace.effective_rank(rows[:n]) for n in ns])
 
 
-def _static_bases(cfg: Config, space: ParamSpace, gen: torch.Generator) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+def _static_bases(cfg: Config, space: ParamSpace, seed: int) -> tuple[dict[str, torch.Tensor], np.ndarray]:
     """At theta_f (the space's current point), before any recovery step: the Hessian's top-``k_max``
     eigenvectors (Lanczos) and the Krylov basis of the task-A gradient, each (D, <=k_max), on one
-    batch of ``hvp_batch_size`` sequences drawn from ``gen``; and the top eigenvalues."""
-    hbatch = task_family(cfg.training()).batch(cfg.task, cfg.hvp_batch_size, gen)
+    batch of ``hvp_batch_size`` sequences; and the top eigenvalues."""
+    hbatch = task_family(cfg.training()).batch(cfg.task, cfg.hvp_batch_size, generator(seed, "hessian batch"))
     theta_f = space.get()
     hess = hessian_operator(space.loss_closure(batch_loss, hbatch), theta_f)
-    eigvals, eigvecs = lanczos_topk(hess, space.dim, cfg.k_max, cfg.lanczos_iter, gen)
+    eigvals, eigvecs = lanczos_topk(hess, space.dim, cfg.k_max, cfg.lanczos_iter, generator(seed, "lanczos start"))
     g_f = batch_gradients(space, batch_loss, [hbatch])[0]
     return {"Hessian top-k at θ_f": eigvecs, "Krylov at θ_f": krylov_basis(hess, g_f, cfg.k_max)}, eigvals.numpy()
 
 
 def _drift(cfg: Config, space: ParamSpace, recovery: Trajectory, probe: list, delta: torch.Tensor,
-           gen: torch.Generator, seed: int) -> dict:
+           seed: int) -> dict:
     """C3 along recovery: at each checkpoint the top-``drift_k`` basis of ``drift_batches`` probe
     gradients, its capture of ``delta`` (D,), effective ranks and the accuracy on task A."""
     steps = sorted(recovery.checkpoints)
     drift_ks = powers_of_two(cfg.drift_batches)
-    test = task_family(cfg.training()).batch(cfg.task, cfg.n_eval, torch.Generator().manual_seed(10_000 + seed))
+    test = task_family(cfg.training()).batch(cfg.task, cfg.n_eval, generator(seed, "test", cfg.task))
+    gen = generator(seed, "unstructured along recovery")
     bases, capture, rank, rank_random, curve = [], [], [], [], []
     for s in steps:
         space.set_(recovery.checkpoints[s])
@@ -192,17 +209,17 @@ def recovered(cfg: Config, seed: int) -> SeedRun:
     tasks = task_family(training)
     start, point = pretrain(training, seed), forgotten(training, seed)
     space = build(training, seed)
-    gen = torch.Generator().manual_seed(stream(seed, 1))
+    gen = generator(seed, "probe batches")
     probe = [tasks.batch(cfg.task, cfg.grad_batch_size, gen) for _ in range(cfg.n_grad_batches)]
     space.set_(start.theta)
     grads0 = batch_gradients(space, batch_loss, probe)
     space.set_(point.theta)
     grads_f = batch_gradients(space, batch_loss, probe)
-    static, eigvals = _static_bases(cfg, space, gen)
+    static, eigvals = _static_bases(cfg, space, seed)
     space.set_(point.theta)
-    recovery = recover(space, batch_loss, tasks.sampler(cfg.task, cfg.batch_size, stream(seed, 3)),
+    recovery = recover(space, batch_loss, recovery_batches(training, seed),
                        training.phases(cfg.recover_steps, cfg.k_max, cfg.checkpoint_every))
-    acc_r = accuracies(space.model, tasks, cfg.n_eval, seed)
+    acc_r = accuracies(space.model, tasks, cfg.n_eval, evaluation_seed(seed))
     delta = recovery.displacement()
     ks = powers_of_two(cfg.k_max)
     capture = {
@@ -212,10 +229,11 @@ def recovered(cfg: Config, seed: int) -> SeedRun:
         **{name: subspace.capture_curve(basis, delta, ks) for name, basis in static.items()},
         "task vector θ0−θ_f": np.full(len(ks), subspace.capture(
             subspace.orthonormal_basis((start.theta - point.theta)[None]), delta)),
-        "random": np.array([subspace.capture(subspace.random_basis(space.dim, k, gen), delta) for k in ks]),
+        "random": np.array([subspace.capture(subspace.random_basis(space.dim, k, generator(seed, "random basis", k)),
+                                             delta) for k in ks]),
     }
     ns = powers_of_two(cfg.n_grad_batches)
-    noise = unstructured_like(grads_f, gen)
+    noise = unstructured_like(grads_f, generator(seed, "unstructured at theta_f"))
     return SeedRun(
         seed=seed, dim=space.dim, acc0=start.accuracy, acc_f=point.accuracy, acc_r=acc_r,
         losses={"pretrain": start.losses, "forget": point.losses, "recover": recovery.losses},
@@ -225,7 +243,7 @@ def recovered(cfg: Config, seed: int) -> SeedRun:
         rank_n=ns, eff_rank={"θ0": _rank_curve(grads0, ns), "θ_f": _rank_curve(grads_f, ns),
                              "unstructured": _rank_curve(noise, ns)},
         hessian_eigvals=eigvals, trajectory_bytes=recovery.nbytes,
-        **_drift(cfg, space, recovery, probe, delta, gen, seed),
+        **_drift(cfg, space, recovery, probe, delta, seed),
     )
 
 
@@ -255,19 +273,19 @@ def robustness(training: Training, noise_sigma: float, seed: int, regime: str, n
     tasks = task_family(training)
     trained = pretrain(training, seed, regime)
     space = build(training, seed)
-    gen = torch.Generator().manual_seed(stream(seed, 4))
+    gen = generator(seed, "weight noise")  # the same draws for both regimes
     sigmas = [noise_sigma * m for m in NOISE_MULTIPLES]
     noise_acc = np.zeros((len(sigmas), len(TASKS)))
     for i, sigma in enumerate(sigmas):
         draws = noise_draws if sigma > 0 else 1
         for _ in range(draws):
             space.set_(trained.theta + sigma * torch.randn(space.dim, generator=gen))
-            acc = accuracies(space.model, tasks, training.n_eval, seed)
+            acc = accuracies(space.model, tasks, training.n_eval, evaluation_seed(seed))
             noise_acc[i] += np.array([acc[t] for t in TASKS]) / draws
     space.set_(trained.theta)
-    run = train(space, batch_loss, tasks.sampler(_other_tasks(training), training.batch_size, stream(seed, 2)),
-                training.forget_steps, lr=training.lr, checkpoint_every=max(1, training.forget_steps // 10))
-    test = tasks.batch(training.task, training.n_eval, torch.Generator().manual_seed(10_000 + seed))
+    run = train(space, batch_loss, forgetting_batches(training, seed), training.forget_steps, lr=training.lr,
+                checkpoint_every=max(1, training.forget_steps // 10))
+    test = tasks.batch(training.task, training.n_eval, generator(seed, "test", training.task))
     curve = []
     for step in sorted(run.checkpoints):
         space.set_(run.checkpoints[step])
