@@ -74,9 +74,9 @@ def fake_ranking(gain_order, scale=1.0):
     searches = [[fake_search(norm / np.sqrt(k), np.sqrt(m), 0.0, n, 10 * s + j, scale, dim=k)
                  for j, (k, m) in enumerate(zip(dims, mass, strict=True))] for s in seeds]
     gain = np.array([gain_order, gain_order], dtype=float)
-    return protocol.Ranking(names=list("abcde"), dims=dims, density=density, mass=mass, mass_seed=np.stack([mass, mass]),
-                      curvature=np.zeros(5), norm=norm, n=n, gain=gain, first_order=gain, searches=searches,
-                      seeds=seeds)
+    return protocol.Ranking(names=list("abcde"), dims=dims, density=density, mass=mass,
+                            mass_seed=np.stack([mass, mass]), curvature=np.zeros(5), norm=norm, n=n, gain=gain,
+                            first_order=gain, searches=searches, seeds=seeds)
 
 
 def test_linear_sigma_is_the_largest_local_linear_sigma():

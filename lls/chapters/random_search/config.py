@@ -83,7 +83,8 @@ class Config(ChapterConfig):
 
     def rules(self) -> list[tuple[bool, str]]:
         return [
-            (self.sigma_min < self.sigma_max, f"sigma_min ({self.sigma_min}) must be below sigma_max ({self.sigma_max})"),
+            (self.sigma_min < self.sigma_max,
+             f"sigma_min ({self.sigma_min}) must be below sigma_max ({self.sigma_max})"),
             (self.lm_sigma_min < self.lm_sigma_max,
              f"lm_sigma_min ({self.lm_sigma_min}) must be below lm_sigma_max ({self.lm_sigma_max})"),
             (self.randopt_k <= self.randopt_n,

@@ -49,7 +49,8 @@ def _gain_panel(fig: go.Figure, synthetic: Curves) -> None:
         pred = [theory.first_order_gain(run.sigma, synthetic.grad_norm, n)
                 - theory.second_order_mean(run.sigma, synthetic.trace) for n in ns]
         fig.add_trace(go.Scatter(x=ns, y=pred, mode="lines", line={"color": color, "dash": "dot"},
-                                 name=f"σ={run.sigma:.2g} σ‖g‖e_N − σ²trH/2", legendgroup=f"s{j}"), row=1, col=1)
+                                 name=f"σ={run.sigma:.2g} σ‖g‖e_N − σ²trH/2", legendgroup=f"s{j}"),
+                      row=1, col=1)
 
 
 def figure_best_of_n(synthetic: Curves, c5_curves: list[Curves], ranking: Ranking) -> go.Figure:

@@ -97,7 +97,8 @@ class Config(ChapterConfig):
     def rules(self) -> list[tuple[bool, str]]:
         return [
             (self.n_embd % self.n_head == 0, f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})"),
-            (self.k_max <= self.recover_steps, f"k_max ({self.k_max}) cannot exceed recover_steps ({self.recover_steps})"),
+            (self.k_max <= self.recover_steps,
+             f"k_max ({self.k_max}) cannot exceed recover_steps ({self.recover_steps})"),
             (self.k_max <= self.n_grad_batches,
              f"the gradient SVD bases need n_grad_batches >= k_max (the largest k); "
              f"got {self.n_grad_batches} < {self.k_max}"),

@@ -48,7 +48,8 @@ def task_family(training: Training) -> Tasks:
 
 
 def build(training: Training, seed: int) -> ParamSpace:
-    """The synthetic GPT-2 of ``training`` initialised with ``seed``, as the space of all its weights."""
+    """The synthetic GPT-2 of ``training`` (initialised from ``seed``'s model-init stream), as the space
+    of all its weights."""
     from lls.models import load
 
     tasks = task_family(training)
@@ -58,7 +59,8 @@ def build(training: Training, seed: int) -> ParamSpace:
     return ParamSpace(model)
 
 
-def batches(training: Training, which: str | Sequence[str], seed: int, *stream: str | int) -> Callable[[int], Tensor]:
+def batches(training: Training, which: str | Sequence[str], seed: int,
+            *stream: str | int) -> Callable[[int], Tensor]:
     """``step -> batch``: ``batch_size`` sequences of the tasks ``which``, batch ``step`` drawn from the
     named stream ``(seed, *stream, step)`` of :mod:`lls.seeds` (for :func:`lls.train.train`)."""
     tasks = task_family(training)
