@@ -42,6 +42,7 @@ from lls.search import (
     randopt,
     sigma_for_norm,
 )
+from lls.seeds import derive, generator
 from lls.synthetic import answer_logits, batch_loss
 
 
@@ -79,17 +80,17 @@ def setup(cfg: Config) -> Setup:
     space.set_(point.theta)
     if cfg.vmap_batch > 1:
         space.model.set_attn_implementation("eager")  # vmap has no batching rule for fused CPU attention
-    gen = torch.Generator().manual_seed(7919 + cfg.seed)
+    gen = generator(cfg.seed, "search batch")
     batch = chapter2_protocol.task_family(training).batch(training.task, cfg.eval_batch, gen)
     grad = batch_gradients(space, batch_loss, [batch])[0]
     return Setup(space, Objective(space.model, batch_loss, batch), grad, training.task,
                  chapter2_protocol.pretrain(training, cfg.seed).accuracy, point.accuracy)
 
 
-def _trace(space: ParamSpace, objective: Objective, n: int, seed: int) -> tuple[float, float]:
-    """Hutchinson estimate of tr H with ``n`` probes: (estimate, standard error)."""
+def _trace(space: ParamSpace, objective: Objective, n: int, gen: torch.Generator) -> tuple[float, float]:
+    """Hutchinson estimate of tr H with ``n`` probes drawn from ``gen``: (estimate, standard error)."""
     closure = space.loss_closure(objective.batch_loss, objective.batch)
-    return hutchinson_trace(hessian_operator(closure, space.get()), space.dim, n, torch.Generator().manual_seed(seed))
+    return hutchinson_trace(hessian_operator(closure, space.get()), space.dim, n, gen)
 
 
 @dataclass
@@ -110,13 +111,15 @@ class Curves:
         return list(self.diag.runs) + ([self.best] if self.best is not None else [])
 
 
-def search_curves(name: str, space: ParamSpace, objective: Objective, grad: torch.Tensor, sigmas: np.ndarray,
-                  pairs: int, n: int, seed: int, batch_size: int, probes: int) -> Curves:
+def search_curves(name: str, stream: str, space: ParamSpace, objective: Objective, grad: torch.Tensor,
+                  sigmas: np.ndarray, pairs: int, n: int, seed: int, batch_size: int, probes: int) -> Curves:
     """F1/F2 with ``pairs`` antithetic pairs at each sigma, then ``n`` pairs at the largest local-linear
-    sigma (seed + 1), the autograd ``||g||`` and a Hutchinson ``tr H`` with ``probes`` probes."""
-    diag = f1_f2(space, objective, sigmas, pairs, seed=seed, batch_size=batch_size)
-    best = best_of_n(space, objective, n, linear_sigma(diag), seed=seed + 1, batch_size=batch_size)
-    trace, trace_se = _trace(space, objective, probes, seed)
+    sigma, the autograd ``||g||`` and a Hutchinson ``tr H`` with ``probes`` probes; their random
+    streams are named ``(seed, stream, ...)``."""
+    diag = f1_f2(space, objective, sigmas, pairs, seed=derive(seed, stream, "sigma grid"), batch_size=batch_size)
+    best = best_of_n(space, objective, n, linear_sigma(diag), seed=derive(seed, stream, "long search"),
+                     batch_size=batch_size)
+    trace, trace_se = _trace(space, objective, probes, generator(seed, stream, "hutchinson"))
     return Curves(name, space.dim, diag, float(grad.norm()), trace, trace_se, best=best,
                   extra={"evals_per_s": 2 * n / best.seconds})
 
@@ -125,7 +128,7 @@ def search_curves(name: str, space: ParamSpace, objective: Objective, grad: torc
 def synthetic_curves(cfg: Config) -> Curves:
     """The synthetic model's full space: :func:`search_curves` on the task-A loss at theta_f."""
     s = setup(cfg)
-    curves = search_curves(f"synthetic, full (D={s.space.dim:,})", s.space, s.objective, s.grad,
+    curves = search_curves(f"synthetic, full (D={s.space.dim:,})", "synthetic", s.space, s.objective, s.grad,
                            log_grid(cfg.sigma_min, cfg.sigma_max, cfg.n_sigmas), cfg.n_grid, cfg.n_max,
                            cfg.seed, cfg.vmap_batch, cfg.hutchinson_probes)
     curves.extra.update(task=s.task, acc0=s.acc0, acc_f=s.acc_f)
@@ -139,13 +142,13 @@ def lm_curves(cfg: Config) -> Curves:
 
     model, tokenizer = models.load(cfg.model, device=cfg.torch_device())
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(derive(cfg.seed, "lm lora init"))
         peft_model = lora.add_lora(model)
     space = lora.adapter_space(peft_model)
     batch = textdata.encode(tokenizer, textdata.examples(cfg.lm_task, "train", cfg.lm_examples, cfg.seed))
     objective = Objective(peft_model, evaluation.answer_loss, batch)
     grad = batch_gradients(space, evaluation.answer_loss, [batch])[0]
-    curves = search_curves(f"{cfg.model}, LoRA (D={space.dim:,})", space, objective, grad,
+    curves = search_curves(f"{cfg.model}, LoRA (D={space.dim:,})", "lm", space, objective, grad,
                            log_grid(cfg.lm_sigma_min, cfg.lm_sigma_max, cfg.lm_n_sigmas), cfg.lm_pairs,
                            cfg.lm_n, cfg.seed, cfg.lm_vmap, 2)
     curves.extra.update(evaluation.answer_metrics(peft_model, batch))
@@ -160,11 +163,11 @@ def _subspace_curvature(space: ParamSpace, objective: Objective, basis: torch.Te
 
 
 def lora_space(cfg: Config, model: torch.nn.Module) -> tuple[torch.nn.Module, ParamSpace]:
-    """A LoRA copy of the synthetic model (rank ``lora_rank``, A seeded from ``cfg.seed``) and its adapter space."""
+    """A LoRA copy of the synthetic model (rank ``lora_rank``, A drawn from a named stream) and its adapter space."""
     from lls import lora
 
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(derive(cfg.seed, "synthetic lora init"))
         lora_model = lora.add_lora(copy.deepcopy(model), r=cfg.lora_rank, alpha=2 * cfg.lora_rank)
     return lora_model, lora.adapter_space(lora_model)
 
@@ -208,12 +211,12 @@ def subspaces(cfg: Config) -> Subspaces:
     ``tr(U^T H U)/k``, and those of the full space (Hutchinson) and a LoRA space."""
     s = setup(cfg)
     space, g, k = s.space, s.grad, cfg.k
-    gen = torch.Generator().manual_seed(104729 + cfg.seed)
     updates = _prefix_updates(cfg, s)
+    gen = generator(cfg.seed, "c6 probe batches")
     probe = [chapter2_protocol.task_family(chapter2(cfg).training()).batch(s.task, chapter2(cfg).grad_batch_size, gen)
              for _ in range(max(2 * k, 8))]
     _, eigvecs = lanczos_topk(hessian_operator(space.loss_closure(batch_loss, s.objective.batch), space.get()),
-                              space.dim, k, max(3 * k, 24), gen)
+                              space.dim, k, max(3 * k, 24), generator(cfg.seed, "c6 lanczos start"))
     bases = {
         "trajectory prefix": subspace.orthonormal_basis(updates),
         "gradient top-k": subspace.top_k_basis(batch_gradients(space, batch_loss, probe), k),
@@ -224,9 +227,10 @@ def subspaces(cfg: Config) -> Subspaces:
     g_lora = batch_gradients(adapters, batch_loss, [s.objective.batch])[0]
     trace = synthetic_curves(cfg).trace
     trace_lora, _ = _trace(adapters, Objective(lora_model, batch_loss, s.objective.batch), cfg.hutchinson_probes,
-                           cfg.seed)
-    seeds = [cfg.seed + j for j in range(cfg.c6_seeds)]
-    random = [subspace.random_basis(space.dim, k, torch.Generator().manual_seed(seed)) for seed in seeds]
+                           generator(cfg.seed, "synthetic lora", "hutchinson"))
+    seeds = [derive(cfg.seed, "c6 search", j) for j in range(cfg.c6_seeds)]
+    random = [subspace.random_basis(space.dim, k, generator(cfg.seed, "c6 random basis", j))
+              for j in range(cfg.c6_seeds)]
     return Subspaces(
         names=["full", f"LoRA r={cfg.lora_rank}", *bases, "random k"],
         dims=[space.dim, adapters.dim, *(b.shape[1] for b in bases.values()), k], bases=bases,
@@ -315,7 +319,7 @@ def randopt_synthetic(cfg: Config) -> tuple[RandOptResult, float]:
     gains = [run.gain_curve([run.n])[0] for run in curves.diag.runs]
     sigma = float(curves.diag.sigmas[int(np.argmax(gains))])
     test = chapter2_protocol.task_family(chapter2(cfg).training()).batch(
-        s.task, cfg.n_eval, torch.Generator().manual_seed(31337 + cfg.seed))
+        s.task, cfg.n_eval, generator(cfg.seed, "randopt test"))
     length = (test.shape[1] - 2) // 2
     model = s.space.model
 
@@ -325,5 +329,5 @@ def randopt_synthetic(cfg: Config) -> tuple[RandOptResult, float]:
 
     targets = [tuple(row) for row in test[:, -length:].tolist()]
     result = randopt(s.space, lambda: -s.objective(), predict, targets, cfg.randopt_n, cfg.randopt_k,
-                     sigma, seed=cfg.seed + 2)
+                     sigma, seed=derive(cfg.seed, "randopt"))
     return result, sigma
