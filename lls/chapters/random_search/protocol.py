@@ -87,9 +87,11 @@ def setup(cfg: Config) -> Setup:
                  chapter2_protocol.pretrain(training, cfg.seed).accuracy, point.accuracy)
 
 
-def _trace(space: ParamSpace, objective: Objective, n: int, gen: torch.Generator) -> tuple[float, float]:
-    """Hutchinson estimate of tr H with ``n`` probes drawn from ``gen``: (estimate, standard error)."""
+def _trace(space: ParamSpace, objective: Objective, n: int, seed: int, *stream: str) -> tuple[float, float]:
+    """Hutchinson estimate of tr H with ``n`` probes from the named stream ``(seed, *stream)``, drawn on
+    the model's device: (estimate, standard error)."""
     closure = space.loss_closure(objective.batch_loss, objective.batch)
+    gen = generator(seed, *stream, device=space.params()[0].device)
     return hutchinson_trace(hessian_operator(closure, space.get()), space.dim, n, gen)
 
 
@@ -119,7 +121,7 @@ def search_curves(name: str, stream: str, space: ParamSpace, objective: Objectiv
     diag = f1_f2(space, objective, sigmas, pairs, seed=derive(seed, stream, "sigma grid"), batch_size=batch_size)
     best = best_of_n(space, objective, n, linear_sigma(diag), seed=derive(seed, stream, "long search"),
                      batch_size=batch_size)
-    trace, trace_se = _trace(space, objective, probes, generator(seed, stream, "hutchinson"))
+    trace, trace_se = _trace(space, objective, probes, seed, stream, "hutchinson")
     return Curves(name, space.dim, diag, float(grad.norm()), trace, trace_se, best=best,
                   extra={"evals_per_s": 2 * n / best.seconds})
 
@@ -227,7 +229,7 @@ def subspaces(cfg: Config) -> Subspaces:
     g_lora = batch_gradients(adapters, batch_loss, [s.objective.batch])[0]
     trace = synthetic_curves(cfg).trace
     trace_lora, _ = _trace(adapters, Objective(lora_model, batch_loss, s.objective.batch), cfg.hutchinson_probes,
-                           generator(cfg.seed, "synthetic lora", "hutchinson"))
+                           cfg.seed, "synthetic lora", "hutchinson")
     seeds = [derive(cfg.seed, "c6 search", j) for j in range(cfg.c6_seeds)]
     random = [subspace.random_basis(space.dim, k, generator(cfg.seed, "c6 random basis", j))
               for j in range(cfg.c6_seeds)]
