@@ -246,13 +246,13 @@ def bench(name: str, model: torch.nn.Module, objectives: dict[int, Objective], a
 
 
 def synthetic(examples: list[int]):
-    """Chapter 2's synthetic GPT-2 (random weights, all parameters), loss on ``Tasks(5, 8)`` sequences."""
-    from lls import models
-    from lls.synthetic import TASKS, Tasks, batch_loss
+    """Chapter 2's synthetic GPT-2 at the cpu preset's size (random weights, all parameters), with its
+    loss on ``examples`` sequences of every task."""
+    from lls.chapters.synthetic import config, protocol
+    from lls.synthetic import TASKS, batch_loss
 
-    tasks = Tasks(5, 8)
-    model, _ = models.load("synthetic-gpt2", vocab_size=tasks.vocab_size, n_layer=2, n_embd=64, n_head=4,
-                           n_positions=tasks.seq_len)
+    training = config.PRESETS["cpu"].training()
+    model, tasks = protocol.build(training, 0).model, protocol.task_family(training)
     return model, {e: Objective(model, batch_loss, tasks.batch(list(TASKS), e, torch.Generator().manual_seed(0)))
                    for e in examples}
 

@@ -1,12 +1,15 @@
-"""Tests of chapter 4's module (lls.chapters.random_search) on hand-built results; no model is trained."""
+"""Tests of chapter 4 (lls.chapters.random_search): config, rules and analysis on hand-built results."""
 
 import numpy as np
 import pytest
 
 from lls.chapters import random_search as ch
+from lls.chapters.random_search import analysis, protocol
+from lls.chapters.random_search.analysis import Correlations
+from lls.chapters.random_search.claims import c5_verdict, c6_holds, c6_verdict
 from lls.errors import ConfigError, MissingModelError
 from lls.presets import resolve
-from lls.search import F1F2Result, SearchResult
+from lls.search import F1F2Result, RandOptResult, SearchResult
 
 
 def config(**overrides):
@@ -18,15 +21,22 @@ def config(**overrides):
     ({"lm_sigma_min": 0.5, "lm_sigma_max": 0.5}, "lm_sigma_min"),
     ({"randopt_n": 4, "randopt_k": 5}, "randopt_k"),
     ({"lm_task": "poetry"}, "lm_task"),
-    ({"lm_model": "synthetic-gpt2"}, "lm_model"),
+    ({"model": "synthetic-gpt2"}, "model"),
 ])
-def test_check_rejects_bad_parameters(overrides, words):
+def test_config_rejects_bad_parameters(overrides, words):
     with pytest.raises(ConfigError, match=words):
-        ch.check(config(**overrides))
+        config(**overrides)
 
 
-def test_check_accepts_the_presets_without_loading_local_models():
-    ch.check(config())
+@pytest.mark.parametrize("old, new", [("lora_r", "lora_rank"), ("lm_model", "model"),
+                                      ("hutchinson", "hutchinson_probes"), ("randopt_test", "n_eval")])
+def test_old_spellings_name_the_new_one(old, new):
+    with pytest.raises(ConfigError, match=f"'{old}' is now called '{new}'"):
+        config(**{old: 2})
+
+
+def test_presets_resolve_without_loading_a_model():
+    assert config().model == "tiny-llama" and resolve("04_random_search", "cpu").model == "smollm2-135m"
 
 
 def test_paper_preset_stops_at_once_offline():
@@ -35,7 +45,7 @@ def test_paper_preset_stops_at_once_offline():
     if models.hub_reachable():
         pytest.skip("the hub is reachable here: the paper preset would download its model")
     with pytest.raises(MissingModelError):
-        ch.check(resolve("04_random_search", "paper"))
+        models.require([resolve("04_random_search", "paper").model])
 
 
 def fake_search(sigma, grad_norm, trace, n, seed, scale=1.0, base=2.0, dim=1000):
@@ -51,7 +61,7 @@ def fake_curves(scale=1.0, grad_norm=3.0, trace=100.0):
     runs = [fake_search(s, grad_norm, trace, 512, 0, scale) for s in sigmas]  # same eps at every sigma
     diag = F1F2Result(sigmas=sigmas, f1=np.stack([r.f1 for r in runs]), f2=np.stack([r.f2 for r in runs]),
                       base=2.0, dim=1000, runs=runs)
-    return ch.Curves("fake", 1000, diag, grad_norm, trace, 1.0)
+    return protocol.Curves("fake", 1000, diag, grad_norm, trace, 1.0)
 
 
 def fake_ranking(gain_order, scale=1.0):
@@ -64,18 +74,18 @@ def fake_ranking(gain_order, scale=1.0):
     searches = [[fake_search(norm / np.sqrt(k), np.sqrt(m), 0.0, n, 10 * s + j, scale, dim=k)
                  for j, (k, m) in enumerate(zip(dims, mass, strict=True))] for s in seeds]
     gain = np.array([gain_order, gain_order], dtype=float)
-    return ch.Ranking(names=list("abcde"), dims=dims, density=density, mass=mass, mass_seed=np.stack([mass, mass]),
-                      curvature=np.zeros(5), norm=norm, n=n, gain=gain, first_order=gain, searches=searches,
-                      seeds=seeds)
+    return protocol.Ranking(names=list("abcde"), dims=dims, density=density, mass=mass,
+                            mass_seed=np.stack([mass, mass]), curvature=np.zeros(5), norm=norm, n=n, gain=gain,
+                            first_order=gain, searches=searches, seeds=seeds)
 
 
 def test_linear_sigma_is_the_largest_local_linear_sigma():
     curves = fake_curves()
     assert curves.diag.linear().tolist() == [True, True, False]
-    assert ch.linear_sigma(curves.diag) == pytest.approx(1e-2)
+    assert protocol.linear_sigma(curves.diag) == pytest.approx(1e-2)
     # an odd part that stops scaling with sigma (third-order terms) is not local-linear either
     curves.diag.f1[1] *= 1.5
-    assert ch.linear_sigma(curves.diag) == pytest.approx(1e-3)
+    assert protocol.linear_sigma(curves.diag) == pytest.approx(1e-3)
 
 
 def test_c5_ratios_are_one_for_a_gaussian_first_order_signal():
@@ -86,24 +96,57 @@ def test_c5_ratios_are_one_for_a_gaussian_first_order_signal():
     assert np.all(np.abs(ratios - 1) < 0.25)
 
 
+def test_c5_rule_gives_every_verdict():
+    assert c5_verdict(np.array([0.8, 1.0, 1.25])) == "reproduced"
+    assert c5_verdict(np.array([1.0, 1.0, 1.6])) == "partly"  # one ratio outside (0.6, 1.6)
+    assert c5_verdict(np.array([0.6, 0.7, 1.3])) == "partly"  # median 0.7 outside [0.8, 1.25]
+    assert c5_verdict(np.array([1.6, 1.6, 1.0])) == "partly"
+    assert c5_verdict(np.array([0.5, 0.59, 1.0])) == "not reproduced"
+    assert c5_verdict(np.array([1.7])) == "not reproduced"
+
+
+def test_c6_rule_gives_every_verdict():
+    assert c6_holds(0.7, 0.69) and not c6_holds(0.69, 0.0) and not c6_holds(0.9, 0.9)
+
+    def rho(d, m):
+        return Correlations(1.0, np.array([d, d]), np.array([m, m]), np.array([d, d]))
+
+    assert c6_verdict(rho(0.9, 0.1), rho(0.8, 0.5)) == "reproduced"
+    assert c6_verdict(rho(0.9, 0.1), rho(0.5, 0.6)) == c6_verdict(rho(0.6, 0.1), rho(0.8, 0.1)) == "partly"
+    assert c6_verdict(rho(0.6, 0.1), rho(0.9, 0.95)) == "not reproduced"
+
+
+def summary(curves, local, practical):
+    randopt = RandOptResult(scores=np.zeros(4), top=[0, 1], base_accuracy=0.1,
+                            member_accuracy=np.array([0.2, 0.1]), ensemble_accuracy=0.3)
+    return analysis.Summary(
+        task="reverse", acc0={}, acc_f={}, synthetic_dim=1000, synthetic_base=2.0, synthetic_grad_norm=3.0,
+        synthetic_trace=100.0, synthetic_trace_se=1.0, sigma_star=0.01, lm_name="lm", lm_dim=10, lm_loss=1.0,
+        lm_accuracy=0.5, lm_grad_norm=1.0, lm_best_n=8, lm_best_sigma=0.01, lm_evals_per_s=1.0,
+        c5_rows=ch.c5_ratios(curves, [local]), practical_rows=ch.c5_ratios([], [practical]),
+        local=analysis.correlations(local), practical=analysis.correlations(practical), c6_n=local.n,
+        c6_subspaces=len(local.names), c6_seeds=local.seeds, randopt_sigma=0.01, randopt=randopt, seeds=[0])
+
+
 def test_claims_follow_the_measurements():
     follows, reversed_ = fake_ranking([5, 4, 3, 2, 1]), fake_ranking([1, 2, 3, 4, 5])
-    good = ch.claims([fake_curves()], follows, follows, [0])
+    good = ch.claims(summary([fake_curves()], follows, follows))
     assert [c.verdict for c in good] == ["reproduced", "reproduced"]
-    assert good[1].value == pytest.approx(1.0)
-    assert ch.claims([fake_curves()], follows, reversed_, [0])[1].verdict == "partly"
-    bad = ch.claims([fake_curves(scale=0.3)], fake_ranking([1, 2, 3, 4, 5], scale=0.3), reversed_, [0])
+    assert good[1].value == pytest.approx(1.0) and good[1].seeds == [0, 1]
+    assert ch.claims(summary([fake_curves()], follows, reversed_))[1].verdict == "partly"
+    bad = ch.claims(summary([fake_curves(scale=0.3)], fake_ranking([1, 2, 3, 4, 5], scale=0.3), reversed_))
     assert [c.verdict for c in bad] == ["not reproduced", "not reproduced"]
     assert bad[1].value == pytest.approx(-1.0)
+    assert summary([fake_curves()], follows, follows).randopt_member_mean == pytest.approx(0.15)
 
 
 def test_ranking_prediction_and_spearman():
     ranking = fake_ranking([5, 4, 3, 1, 2])
-    assert ranking.spearman("density").tolist() == pytest.approx([0.9, 0.9])
-    assert ranking.spearman("mass").tolist() == pytest.approx([-0.9, -0.9])
+    assert analysis.spearman(ranking, "density").tolist() == pytest.approx([0.9, 0.9])
+    assert analysis.spearman(ranking, "mass").tolist() == pytest.approx([-0.9, -0.9])
     from lls.theory import expected_max_normal
 
-    assert ranking.predicted() == pytest.approx(0.01 * np.sqrt(ranking.density) * expected_max_normal(64))
+    assert analysis.predicted(ranking) == pytest.approx(0.01 * np.sqrt(ranking.density) * expected_max_normal(64))
 
 
 def test_figures_and_tables_build():
@@ -111,11 +154,31 @@ def test_figures_and_tables_build():
     assert len(ch.figure_diagnostic([curves, curves]).data) == 8
     assert len(ch.figure_best_of_n(curves, [curves], ranking).data) > 6
     assert len(ch.figure_density(ranking).data) == 4
-    assert list(ch.ranking_table(ranking)["subspace"]) == list("abcde")
-    assert len(ch.curves_table([curves])) == 3
+    table = ch.ranking_table(ranking).splitlines()
+    assert len(table) == 2 + 5 and table[2].startswith("| a ")
+    assert len(ch.curves_table([curves]).splitlines()) == 2 + 3
+    assert "ratio" in ch.ratios_table(ch.c5_ratios([curves], []))
 
 
-def test_powers_of_two_grid():
-    assert ch._ns(1024) == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
-    assert ch._ns(100)[-2:] == [64, 100]
-    assert ch.claim_n(4) == 2 and ch.claim_n(1024) == 256
+def test_claim_n():
+    assert protocol.claim_n(4) == 2 and protocol.claim_n(1024) == 256
+
+
+def test_theta_f_is_chapter_2s_own_cached_point(isolated, monkeypatch):
+    import lls.protocols.forget_recover as fr
+    from lls.chapters.synthetic import config as chapter2_config
+    from lls.chapters.synthetic import protocol as chapter2_protocol
+
+    cfg = config(eval_batch=4)
+    training = chapter2_config.PRESETS["smoke"].training()
+    point = chapter2_protocol.forgotten(training, cfg.seed)  # chapter 2 computes and caches it
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("chapter 4 must not rerun the forgetting run")
+
+    monkeypatch.setattr(fr, "train", no_training)
+    monkeypatch.setattr(chapter2_protocol, "train", no_training)
+    s = protocol.setup(cfg)
+    assert s.space.get().equal(point.theta) and s.acc_f == point.accuracy
+    assert s.acc0 == chapter2_protocol.pretrain(training, cfg.seed).accuracy
+    assert protocol.chapter2(cfg) is chapter2_config.PRESETS["smoke"]

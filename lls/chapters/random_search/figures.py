@@ -1,0 +1,111 @@
+"""Chapter 4's figures (plotly): the F1/F2 diagnostic, best-of-N against Theorem 1, C6 density, RandOpt."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from lls import theory
+from lls.chapters.random_search.analysis import predicted
+from lls.chapters.random_search.config import ODD_TOL
+from lls.chapters.random_search.protocol import Curves, Ranking
+from lls.grids import powers_of_two
+from lls.search import RandOptResult
+
+COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
+
+def figure_diagnostic(curves: list[Curves]) -> go.Figure:
+    """F1 spread and |mean F2| against sigma (log-log) with Theorem 1's lines, one panel per space."""
+    fig = make_subplots(rows=1, cols=len(curves), subplot_titles=[c.name for c in curves])
+    for j, c in enumerate(curves, start=1):
+        d, first = c.diag, j == 1
+        fig.add_trace(go.Scatter(x=d.sigmas, y=d.f1_spread, mode="markers+lines", name="F1 spread (odd part)",
+                                 marker={"color": "royalblue"}, showlegend=first), row=1, col=j)
+        fig.add_trace(go.Scatter(x=d.sigmas, y=np.abs(d.f2_mean), mode="markers+lines",
+                                 name="|mean F2| (even part)", marker={"color": "firebrick"},
+                                 error_y={"array": d.f2_sem}, showlegend=first), row=1, col=j)
+        fig.add_trace(go.Scatter(x=d.sigmas, y=d.sigmas * c.grad_norm, mode="lines", name="σ‖g‖ (autograd)",
+                                 line={"dash": "dot", "color": "royalblue"}, showlegend=first), row=1, col=j)
+        fig.add_trace(go.Scatter(x=d.sigmas, y=0.5 * d.sigmas**2 * abs(c.trace), mode="lines",
+                                 name="σ² |tr H| / 2 (Hutchinson)", line={"dash": "dot", "color": "firebrick"},
+                                 showlegend=first), row=1, col=j)
+        fig.update_xaxes(type="log", title_text="σ (per coordinate)", row=1, col=j)
+        fig.update_yaxes(type="log", row=1, col=j)
+    fig.update_layout(title="F1/F2 diagnostic: local-linear where the odd part dominates", height=420,
+                      legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def _gain_panel(fig: go.Figure, synthetic: Curves) -> None:
+    """Left panel: measured best-of-N gain against N per sigma, with the theory (dotted)."""
+    for j, run in enumerate(synthetic.searches()):
+        ns = powers_of_two(run.n)
+        color = COLORS[j % len(COLORS)]
+        fig.add_trace(go.Scatter(x=ns, y=run.gain_curve(ns), mode="lines+markers", line={"color": color},
+                                 name=f"σ={run.sigma:.2g}, N≤{run.n} measured", legendgroup=f"s{j}"),
+                      row=1, col=1)
+        pred = [theory.first_order_gain(run.sigma, synthetic.grad_norm, n)
+                - theory.second_order_mean(run.sigma, synthetic.trace) for n in ns]
+        fig.add_trace(go.Scatter(x=ns, y=pred, mode="lines", line={"color": color, "dash": "dot"},
+                                 name=f"σ={run.sigma:.2g} σ‖g‖e_N − σ²trH/2", legendgroup=f"s{j}"),
+                      row=1, col=1)
+
+
+def figure_best_of_n(synthetic: Curves, c5_curves: list[Curves], ranking: Ranking) -> go.Figure:
+    """Left: measured best-of-N gain against N per sigma with theory. Right: first-order gain
+    divided by sigma ||U^T g|| in every space, against e_N (dimension independence)."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
+        f"best-of-N gain, {synthetic.name}", "first-order gain / (σ‖Uᵀg‖) in every space"))
+    _gain_panel(fig, synthetic)
+    ns_all = powers_of_two(max(run.n for c in c5_curves for run in c.searches()))
+    fig.add_trace(go.Scatter(x=ns_all, y=[theory.expected_max_normal(n) for n in ns_all], mode="lines",
+                             line={"color": "black", "width": 3}, name="e_N (Theorem 1)"), row=1, col=2)
+    for c in c5_curves:
+        linear = dict(zip(c.diag.sigmas.tolist(), c.diag.linear(odd_tol=ODD_TOL).tolist(), strict=True))
+        for run in c.searches():
+            if linear[run.sigma]:
+                ns = powers_of_two(run.n)
+                fig.add_trace(go.Scatter(x=ns, y=run.first_order_curve(ns) / (run.sigma * c.grad_norm),
+                                         mode="lines", opacity=0.6, name=f"{c.name}, σ={run.sigma:.2g}"),
+                              row=1, col=2)
+    for j, name in enumerate(ranking.names):
+        run = ranking.searches[0][j]
+        ns = powers_of_two(run.n)
+        scale = run.sigma * np.sqrt(ranking.mass_seed[0, j])
+        fig.add_trace(go.Scatter(x=ns, y=run.first_order_curve(ns) / scale,
+                                 mode="lines", opacity=0.6, name=f"{name} (k={ranking.dims[j]:,})"), row=1, col=2)
+    fig.update_xaxes(type="log", title_text="N", row=1, col=1)
+    fig.update_xaxes(type="log", title_text="N", row=1, col=2)
+    fig.update_yaxes(title_text="loss decrease (nats)", row=1, col=1)
+    fig.update_layout(height=520, legend={"font": {"size": 9}})
+    return fig
+
+
+def figure_density(ranking: Ranking) -> go.Figure:
+    """Figure 2b-like: measured best-of-N gain at fixed norm against density (left) and mass (right)."""
+    mean, sd = ranking.gain.mean(axis=0), ranking.gain.std(axis=0)
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=(
+        "gain vs density ‖Uᵀg‖²/k", "gain vs mass ‖Uᵀg‖²"))
+    for col, x in ((1, ranking.density), (2, ranking.mass)):
+        fig.add_trace(go.Scatter(x=x, y=mean, error_y={"array": sd}, mode="markers+text", text=ranking.names,
+                                 textposition="top center", marker={"size": 10}, name="measured",
+                                 showlegend=col == 1), row=1, col=col)
+        fig.add_trace(go.Scatter(x=x, y=predicted(ranking), mode="markers", marker={"symbol": "x", "size": 9},
+                                 name="theory r√density e_N − r² curv/2", showlegend=col == 1), row=1, col=col)
+        fig.update_xaxes(type="log", row=1, col=col)
+    fig.update_yaxes(title_text=f"best-of-{ranking.n} loss decrease (nats)", row=1, col=1)
+    fig.update_layout(title=f"C6: subspaces at the same perturbation norm r = {ranking.norm:.3g}", height=460)
+    return fig
+
+
+def figure_randopt(result: RandOptResult) -> go.Figure:
+    """Task-A test accuracy: unperturbed, each of the top-K members, their majority vote."""
+    labels = ["unperturbed", *(f"#{j + 1}" for j in range(len(result.top))), "majority vote"]
+    values = [result.base_accuracy, *result.member_accuracy, result.ensemble_accuracy]
+    colors = ["grey", *["lightsteelblue"] * len(result.top), "darkorange"]
+    fig = go.Figure(go.Bar(x=labels, y=values, marker_color=colors))
+    fig.update_layout(title="RandOpt: top-K random perturbations and their vote (exact-match accuracy)",
+                      yaxis_title="accuracy", height=380)
+    return fig
