@@ -14,7 +14,8 @@ from scipy import stats
 from lls import distributed
 from lls.cli import main
 from lls.errors import ConfigError
-from lls.metrics import Claim, run_dir, save
+from lls.claims import Claim
+from lls.metrics import run_dir, save
 from lls.presets import resolve
 from lls.runner import run_chapter, run_key
 from lls.sweep import parse_seeds, summarize, sweep
@@ -45,7 +46,7 @@ def fake_run(chapter, preset, overrides, force=False, progress=True):
         raise RuntimeError("seed 1 broke")
     if cfg.seed == 1 and os.environ.get("LLS_TEST_SLOW"):
         time.sleep(120)
-    path = save(cfg, [Claim("C1", cfg.seed, None, "reproduced", "stand-in", seeds=[cfg.seed])])
+    path = save(cfg, [Claim("C1", cfg.seed, "reproduced", "stand-in", seeds=[cfg.seed])])
     (path.parent / "executed.ipynb").write_text("{}")
     (path.parent / "run_key").write_text(run_key(cfg))
     return path
