@@ -12,9 +12,9 @@ import pytest
 from scipy import stats
 
 from lls import distributed
+from lls.claims import Claim
 from lls.cli import main
 from lls.errors import ConfigError
-from lls.claims import Claim
 from lls.metrics import run_dir, save
 from lls.presets import resolve
 from lls.runner import run_chapter, run_key
