@@ -103,6 +103,8 @@ class ChapterConfig:
     chapter: ClassVar[str] = ""
     renamed: ClassVar[Mapping[str, str]] = {}
     """Old parameter spellings of this chapter -> the current name (the error names the new one)."""
+    cpu_only: ClassVar[str] = ""
+    """Why this chapter runs on the CPU whatever ``device`` says (empty: it honours ``device``)."""
 
     preset: str = param("cpu", choices=("smoke", "cpu", "paper"))
     """scale of the run: smoke (tests), cpu (the offline default) or paper (hub models, a GPU)"""
@@ -157,6 +159,11 @@ class ChapterConfig:
 
         if not DEVICE_PATTERN.fullmatch(self.device):
             raise ConfigError(f"Parameter 'device' is {self.device!r}; use auto, cpu, cuda or cuda:N.")
+        if self.cpu_only:
+            if self.device not in ("auto", "cpu"):
+                raise ConfigError(f"Chapter {self.chapter} runs on the CPU only ({self.cpu_only}); pass -p device cpu "
+                                  f"or auto.")
+            return "cpu"
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         if self.device.startswith("cuda"):

@@ -115,20 +115,26 @@ class StatementBatch:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def to(self, device: str | torch.device) -> StatementBatch:
+        """The same batch with every tensor on ``device``."""
+        return StatementBatch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.labels,
+                                                        self.answer_ids)))
+
     def with_labels(self, labels: torch.Tensor) -> StatementBatch:
         """The same prompts with other labels (e.g. shuffled, for a null baseline)."""
         return StatementBatch(self.input_ids, self.attention_mask, labels.bool(), self.answer_ids)
 
 
-def encode_statements(tokenizer, statements, max_length: int = 256) -> StatementBatch:
+def encode_statements(tokenizer, statements, max_length: int = 256,
+                      device: str | torch.device = "cpu") -> StatementBatch:
     """Encode ``lls.textdata.Statement`` objects with :data:`lls.evaluation.STATEMENT_PROMPT`
-    (the prompt the zero-shot accuracy of :func:`lls.evaluation.statement_scores` reads)."""
+    (the prompt the zero-shot accuracy of :func:`lls.evaluation.statement_scores` reads), on ``device``."""
     enc = tokenizer([evaluation.STATEMENT_PROMPT.format(text=s.text) for s in statements],
                     return_tensors="pt", padding=True, truncation=True, max_length=max_length,
                     padding_side="right")
     labels = torch.tensor([bool(s.label) for s in statements])
     return StatementBatch(enc["input_ids"], enc["attention_mask"], labels,
-                          torch.tensor(evaluation.answer_token_ids(tokenizer)))
+                          torch.tensor(evaluation.answer_token_ids(tokenizer))).to(device)
 
 
 def truth_loss(call, batch: StatementBatch) -> torch.Tensor:

@@ -84,3 +84,12 @@ def test_tag_names_overrides_only_and_configs_pickle_by_value():
     a, b = with_values(PRESETS["cpu"], {"seed": 1}), with_values(PRESETS["cpu"], {"seed": 2})
     assert a.tag().startswith("cpu-") and a.tag() != b.tag() and a.overrides() == {"seed": 1}
     assert pickle.loads(pickle.dumps(a)) == a
+
+
+def test_a_cpu_only_chapter_says_so_when_asked_for_cuda():
+    from lls.presets import resolve
+
+    assert resolve("02_synthetic", "smoke").torch_device() == "cpu"
+    assert resolve("02_synthetic", "smoke", device="auto").torch_device() == "cpu"
+    with pytest.raises(ConfigError, match="runs on the CPU only"):
+        resolve("02_synthetic", "smoke", device="cuda:0")

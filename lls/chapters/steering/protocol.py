@@ -52,12 +52,14 @@ class AlignmentSpec:
     lora_step_norm: float
     lora_rank: int
     n_null: int
+    device: str
+    """the resolved torch device models and batches live on (results come back as CPU numpy)"""
 
     @classmethod
     def of(cls, cfg: Config) -> AlignmentSpec:
         """The alignment spec of ``cfg``."""
         return cls(cfg.seed, cfg.n_seeds, cfg.data, cfg.n_probe, cfg.step_batch, cfg.step_norm,
-                   cfg.lora_step_norm, cfg.lora_rank, cfg.n_null)
+                   cfg.lora_step_norm, cfg.lora_rank, cfg.n_null, cfg.torch_device())
 
     @property
     def seeds(self) -> list[int]:
@@ -181,19 +183,19 @@ class Alignment:
 
 def caa_of(model, tokenizer, statements: list) -> torch.Tensor:
     """``(layers, d_model)``: the CAA vector of ``statements`` at every block."""
-    batch = steering.encode_statements(tokenizer, statements)
+    batch = steering.encode_statements(tokenizer, statements, device=next(model.parameters()).device)
     with torch.no_grad():
         return steering.caa_vectors(steering.last_token_activations(model, batch, model), batch.labels)
 
 
 def _rel_error(shift: steering.Shift) -> np.ndarray:
     """``(layers,)``: |measured - predicted| / |predicted| of a shift."""
-    return ((shift.measured - shift.predicted).norm(dim=-1) / shift.predicted.norm(dim=-1)).numpy()
+    return ((shift.measured - shift.predicted).norm(dim=-1) / shift.predicted.norm(dim=-1)).cpu().numpy()
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     """``(layers,)``: cosine of each row of ``a`` with the same row of ``b`` (both ``(layers, d)``)."""
-    return steering.cosine(a, b).numpy()
+    return steering.cosine(a, b).cpu().numpy()
 
 
 def _lora_shift(model, step: steering.StatementBatch, probe: steering.StatementBatch, seed: int,
@@ -212,12 +214,13 @@ def _one_split(model, tokenizer, space: ParamSpace, train: list, seed: int,
     """One data split (seed ``seed``): ``(per-layer rows, first-seed vectors, LoRA dimension)``."""
     caa_half, step_half = split_halves(train, seed)
     caa, caa_other = caa_of(model, tokenizer, caa_half), caa_of(model, tokenizer, step_half)
-    probe = steering.encode_statements(tokenizer, caa_half[:spec.n_probe])
-    step = steering.encode_statements(tokenizer, step_half[:spec.step_batch])
+    probe = steering.encode_statements(tokenizer, caa_half[:spec.n_probe], device=spec.device)
+    step = steering.encode_statements(tokenizer, step_half[:spec.step_batch], device=spec.device)
     full = steering.activation_shift(space, steering.gradient_step(space, step, spec.step_norm), probe)
     contrast = steering.activation_shift(
         space, steering.gradient_step(space, step, spec.step_norm, steering.contrast_loss), probe, predict=False)
-    shuffled_labels = step.labels[torch.randperm(len(step), generator=generator(seed, "shuffled labels"))]
+    order = torch.randperm(len(step), generator=generator(seed, "shuffled labels")).to(spec.device)
+    shuffled_labels = step.labels[order]
     shuffled = steering.activation_shift(
         space, steering.gradient_step(space, step.with_labels(shuffled_labels), spec.step_norm), probe,
         predict=False)
@@ -227,13 +230,13 @@ def _one_split(model, tokenizer, space: ParamSpace, train: list, seed: int,
             "lora_pred": _cos(low.predicted, caa), "shuffled": _cos(shuffled.measured, caa),
             "split": _cos(caa, caa_other), "err_full": _rel_error(full), "err_lora": _rel_error(low),
             "loss_full": [full.loss_before, full.loss_after], "loss_lora": [low.loss_before, low.loss_after]}
-    return rows, {"caa": caa, "shift_full": full.measured, "shift_lora": low.measured}, int(dim_lora)
+    return rows, {"caa": caa.cpu(), "shift_full": full.measured.cpu(), "shift_lora": low.measured.cpu()}, int(dim_lora)
 
 
 @cache.cached
 def alignment(spec: AlignmentSpec, model_name: str) -> Alignment:
     """C8 for one model: cosines of gradient-step activation shifts with CAA, per seed and layer."""
-    model, tokenizer = models.load(model_name)
+    model, tokenizer = models.load(model_name, device=spec.device)
     train = labelled_statements(spec.data, "train", 4 * max(spec.n_probe, spec.step_batch))
     if max(spec.n_probe, spec.step_batch) > len(train) // 2:
         raise ConfigError(f"n_probe and step_batch must be at most half of the {len(train)} training "
@@ -308,7 +311,7 @@ def steering_vectors(found: Alignment, seed: int) -> dict[str, torch.Tensor]:
 def steering_grid(spec: GridSpec, model_name: str) -> SteeringGrid:
     """C9 for one model: target and side metrics of each vector over layers and scales."""
     found = alignment(spec.alignment, model_name)
-    model, tokenizer = models.load(model_name)
+    model, tokenizer = models.load(model_name, device=spec.alignment.device)
     test = labelled_statements(spec.alignment.data, "test", spec.n_eval)[:spec.n_eval]
     text = side_text(tokenizer, spec.side_tokens)
     lay = layers.resolve_layer(model, spec.layer)
@@ -324,7 +327,7 @@ def steering_grid(spec: GridSpec, model_name: str) -> SteeringGrid:
     for v, g, s in tqdm(jobs, desc=f"steering grid ({model_name})"):
         layer = grid[g]
         vector = raw[VECTORS[v]][layer]
-        vector = vector * norms[layer] / vector.norm()
+        vector = (vector * norms[layer] / vector.norm()).to(spec.alignment.device)
         result = steering.steering_metrics(model, tokenizer, test, text, layer, vector, scales[s])
         for m in metrics:
             out[m][v, g, s] = result[m]

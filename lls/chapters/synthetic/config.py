@@ -44,6 +44,7 @@ class Config(ChapterConfig):
     """Chapter 2: a small multitask transformer, forgotten and recovered (C1-C4, C10)."""
 
     chapter: ClassVar[str] = "02_synthetic"
+    cpu_only: ClassVar[str] = "its transformers have about 10^5 weights and its analysis works on CPU tensors"
     renamed: ClassVar[dict[str, str]] = {"tune_lr": "lr", "eval_n": "n_eval", "record_first": "k_max"}
 
     task: str = param("reverse", choices=TASKS)
