@@ -38,7 +38,7 @@ normals over ``sqrt(r)``: mean 0, variance 1, excess kurtosis ``6 / r``; entries
 uncorrelated but not independent (a row shares its row of ``A``). So ``E ||dW_j||_F^2 = sigma^2 m
 n``, as for Gaussian noise of per-coordinate ``sigma``; the first-order signal ``g^T eps`` has the
 Gaussian variance ``sigma^2 ||g||^2`` but heavier tails, see
-:func:`lls.theory.lowrank_excess_kurtosis` and :func:`lls.theory.expected_max_lowrank`.
+:func:`lls.lowrank_law.lowrank_excess_kurtosis` and :func:`lls.lowrank_law.expected_max_lowrank`.
 """
 
 from __future__ import annotations

@@ -66,6 +66,21 @@ def make_optimizer(params: list[torch.nn.Parameter], name: str, lr: float) -> to
     raise ValueError(f"optimizer {name!r} is not one of {OPTIMIZERS}")
 
 
+def _steps(steps: int, progress: bool) -> Iterable[int]:
+    """``range(steps)``, with a progress bar when ``progress``."""
+    if not progress:
+        return range(steps)
+    from tqdm.auto import tqdm
+
+    return tqdm(range(steps), desc="train", leave=False)
+
+
+def _set_grads(params: list[torch.nn.Parameter], grads: tuple[torch.Tensor | None, ...]) -> None:
+    """Put ``grads`` in ``.grad`` (zeros for parameters the loss does not reach)."""
+    for p, g in zip(params, grads, strict=True):
+        p.grad = torch.zeros_like(p) if g is None else g
+
+
 def train(
     space: ParamSpace,
     batch_loss: BatchLoss,
@@ -101,16 +116,9 @@ def train(
     if checkpoint_every is not None:
         traj.checkpoints[0] = start.clone()
     before = start
-    bar = range(steps)
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(bar, desc="train", leave=False)
-    for step in bar:
+    for step in _steps(steps, progress):
         loss = batch_loss(space.model, batch_at(step))
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
-        for p, g in zip(params, grads, strict=True):
-            p.grad = torch.zeros_like(p) if g is None else g
+        _set_grads(params, torch.autograd.grad(loss, params, allow_unused=True))
         if step in gradient_steps:
             traj.gradients[step] = space.grad()
         traj.losses.append(float(loss.detach()))

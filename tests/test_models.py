@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from lls import layers, models
+from lls import layers, models, packaged
 from lls.errors import ConfigError, MissingModelError
 
 TINY = ["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-olmo"]
@@ -149,14 +149,14 @@ def test_cached_copy_is_verified(tmp_path, capsys):
     folder = tmp_path / "copy"
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    probe = models._probe_logits(model, tokenizer).tolist()
-    (folder / models._PROBE_FILE).write_text(json.dumps({"logits": probe}))
-    assert models._verified(folder) is not None
-    (folder / models._PROBE_FILE).write_text(json.dumps({"logits": [p + 0.1 for p in probe]}))
-    assert models._verified(folder) is None
+    probe = packaged.probe_logits(model, tokenizer).tolist()
+    (folder / packaged.PROBE_FILE).write_text(json.dumps({"logits": probe}))
+    assert packaged.verified(folder) is not None
+    (folder / packaged.PROBE_FILE).write_text(json.dumps({"logits": [p + 0.1 for p in probe]}))
+    assert packaged.verified(folder) is None
     assert "rebuilding" in capsys.readouterr().out
     (folder / "model.safetensors").write_bytes(b"truncated")
-    assert models._verified(folder) is None
+    assert packaged.verified(folder) is None
 
 
 @pytest.mark.slow
@@ -164,7 +164,7 @@ def test_smollm2_real(tmp_path, monkeypatch):
     """The real path, cold: GGUF -> safetensors cache -> verified warm load (~30-80 s)."""
     monkeypatch.setenv("LLS_CACHE_DIR", str(tmp_path))
     model, tokenizer = models.load("smollm2-135m")
-    assert (tmp_path / "models" / models.smollm2_dir().name / "model.safetensors").exists()
+    assert (tmp_path / "models" / packaged.smollm2_dir().name / "model.safetensors").exists()
     assert layers.family(model) == "llama" and layers.num_layers(model) == 30
     assert sum(p.numel() for p in model.parameters()) == 134_515_008
     assert tokenizer.pad_token is not None

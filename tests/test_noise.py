@@ -14,9 +14,10 @@ import torch
 from scipy import stats
 from torch import nn
 
+from lls.f1f2 import f1_f2
 from lls.noise import NoiseTable
 from lls.params import ParamSpace
-from lls.search import Objective, Perturber, best_of_n, evaluate, f1_f2, perturbation
+from lls.search import Objective, Perturber, best_of_n, evaluate, perturbation
 
 SIZE = 1 << 20  # a small table: 1 M numbers
 

@@ -8,8 +8,10 @@ from lls.chapters.random_search import analysis, protocol
 from lls.chapters.random_search.analysis import Correlations
 from lls.chapters.random_search.claims import c5_verdict, c6_holds, c6_verdict
 from lls.errors import ConfigError, MissingModelError
+from lls.f1f2 import F1F2Result
 from lls.presets import resolve
-from lls.search import F1F2Result, RandOptResult, SearchResult
+from lls.randopt import RandOptResult
+from lls.search import SearchResult
 
 
 def config(**overrides):

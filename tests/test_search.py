@@ -8,17 +8,16 @@ import torch
 from scipy import stats
 from torch import nn
 
+from lls.f1f2 import f1_f2
 from lls.params import ParamSpace
+from lls.randopt import majority_vote, randopt
 from lls.search import (
     Objective,
     Perturber,
     best_of_n,
     evaluate,
     expected_best,
-    f1_f2,
-    majority_vote,
     perturbation,
-    randopt,
     sigma_for_norm,
 )
 

@@ -4,13 +4,13 @@ import time
 
 import pytest
 
-from lls import models, textdata
+from lls import models, packaged, textdata
 from lls.errors import ConfigError, MissingModelError
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return models.gpt2_tokenizer()
+    return packaged.gpt2_tokenizer()
 
 
 def test_tasks_and_pairs():

@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import integrate, special
 
-from lls import curvature, layers, presets, subspace, theory
+from lls import curvature, layers, lowrank_law, presets, subspace, theory
 from lls.chapters import theory as chapter
 from lls.chapters.theory import analysis, protocol
 from lls.chapters.theory.claims import (
@@ -343,41 +343,41 @@ def test_lowrank_signal_variance_and_kurtosis_against_simulation(rank):
     """Explicit A, B: Var(g^T eps) = ||G||_F^2 (sigma = 1) and E[S^4] = (3 + excess kurtosis) ||G||_F^4,
     each within 4.5 standard errors (estimated from the sample) over 200,000 draws."""
     grad = _gradient()
-    draws = theory.simulate_lowrank_signal(grad, rank, 200_000, torch.Generator().manual_seed(rank))
+    draws = lowrank_law.simulate_lowrank_signal(grad, rank, 200_000, torch.Generator().manual_seed(rank))
     norm2 = float(grad.pow(2).sum())
     assert norm2 == pytest.approx(sum(s * s for s in SPECTRUM))
     n = len(draws)
     for values, target in [(draws, 0.0), (draws**2, norm2),
-                           (draws**4, (3 + theory.lowrank_excess_kurtosis(SPECTRUM, rank)) * norm2**2)]:
+                           (draws**4, (3 + lowrank_law.lowrank_excess_kurtosis(SPECTRUM, rank)) * norm2**2)]:
         assert abs(values.mean() - target) < 4.5 * values.std(ddof=1) / math.sqrt(n)
-    kurt = theory.lowrank_excess_kurtosis(SPECTRUM, rank)
+    kurt = lowrank_law.lowrank_excess_kurtosis(SPECTRUM, rank)
     assert kurt == pytest.approx(6 * sum(s**4 for s in SPECTRUM) / (rank * norm2**2))
-    assert theory.lowrank_excess_kurtosis([1.0], 1) == 6.0  # the product of two normals
+    assert lowrank_law.lowrank_excess_kurtosis([1.0], 1) == 6.0  # the product of two normals
 
 
 def test_lowrank_survival_function_of_a_product_of_normals():
     """r = 1 and a rank-1 gradient: Y = u v, density K_0(|x|) / pi, whatever the singular value."""
     for y in (0.0, 0.3, 1.0, 3.0, 8.0):
         exact = integrate.quad(lambda x: special.k0(x) / math.pi, y, np.inf, epsabs=1e-15)[0]
-        assert theory.lowrank_signal_sf(y, [2.5], 1) == pytest.approx(exact, rel=1e-8, abs=1e-13)
-    assert theory.lowrank_signal_sf(-1.0, [1.0], 1) == pytest.approx(1 - theory.lowrank_signal_sf(1.0, [1.0], 1))
-    assert theory.lowrank_signal_cf(0.7, [1.0], 1) == pytest.approx(1 / math.sqrt(1 + 0.49))
+        assert lowrank_law.lowrank_signal_sf(y, [2.5], 1) == pytest.approx(exact, rel=1e-8, abs=1e-13)
+    assert lowrank_law.lowrank_signal_sf(-1.0, [1.0], 1) == pytest.approx(1 - lowrank_law.lowrank_signal_sf(1.0, [1.0], 1))
+    assert lowrank_law.lowrank_signal_cf(0.7, [1.0], 1) == pytest.approx(1 / math.sqrt(1 + 0.49))
 
 
 def test_expected_max_lowrank_limits_and_exact_values():
     ns = [1, 2, 10, 1000]
     gauss = np.array([theory.expected_max_normal(n) for n in ns])
-    rank1 = theory.expected_max_lowrank(ns, [1.0], 1)
+    rank1 = lowrank_law.expected_max_lowrank(ns, [1.0], 1)
     assert rank1[0] == 0 and rank1[1] == pytest.approx(0.5, abs=1e-7)  # Y_1 - Y_2 is Laplace(1)
     assert rank1[3] > gauss[3] + 2  # exponential tails: far above e_N for many candidates
     # r -> infinity: Gaussian, Theorem 1 as it is
-    np.testing.assert_allclose(theory.expected_max_lowrank(ns, SPECTRUM, 10**7), gauss, atol=1e-5)
+    np.testing.assert_allclose(lowrank_law.expected_max_lowrank(ns, SPECTRUM, 10**7), gauss, atol=1e-5)
     # rank r on rank-1 G is rank 1 on r equal singular values
-    np.testing.assert_allclose(theory.expected_max_lowrank(ns, [1.0], 4),
-                               theory.expected_max_lowrank(ns, [1.0] * 4, 1), atol=1e-7)
+    np.testing.assert_allclose(lowrank_law.expected_max_lowrank(ns, [1.0], 4),
+                               lowrank_law.expected_max_lowrank(ns, [1.0] * 4, 1), atol=1e-7)
     # e~_2 <= e_2 (Jensen), and the gap to the Gaussian shrinks as r grows
-    gaps = [abs(theory.expected_max_lowrank([2, 1000], SPECTRUM, r) - gauss[[1, 3]]) for r in (1, 4, 16)]
-    assert all(theory.expected_max_lowrank([2], SPECTRUM, r)[0] < gauss[1] for r in (1, 4, 16))
+    gaps = [abs(lowrank_law.expected_max_lowrank([2, 1000], SPECTRUM, r) - gauss[[1, 3]]) for r in (1, 4, 16)]
+    assert all(lowrank_law.expected_max_lowrank([2], SPECTRUM, r)[0] < gauss[1] for r in (1, 4, 16))
     assert np.all(gaps[0] > gaps[1]) and np.all(gaps[1] > gaps[2])
 
 
@@ -385,15 +385,15 @@ def test_expected_max_lowrank_limits_and_exact_values():
 def test_expected_max_lowrank_against_simulation(rank):
     """51,200 explicit draws of g^T eps / ||G||_F: their tail frequencies at y = 0.5, 1, 2, 3 and the
     mean of the max of N over 400 blocks per N, each within 4.5 standard errors of
-    :func:`lls.theory.lowrank_signal_sf` and :func:`lls.theory.expected_max_lowrank`."""
+    :func:`lls.lowrank_law.lowrank_signal_sf` and :func:`lls.lowrank_law.expected_max_lowrank`."""
     ns = [2, 16, 128]
     grad = _gradient()
-    draws = theory.simulate_lowrank_signal(grad, rank, 128 * 400, torch.Generator().manual_seed(10 + rank))
+    draws = lowrank_law.simulate_lowrank_signal(grad, rank, 128 * 400, torch.Generator().manual_seed(10 + rank))
     draws /= float(grad.norm())
     for y in (0.5, 1.0, 2.0, 3.0):
-        p = theory.lowrank_signal_sf(y, SPECTRUM, rank)
+        p = lowrank_law.lowrank_signal_sf(y, SPECTRUM, rank)
         assert abs((draws > y).mean() - p) < 4.5 * math.sqrt(p * (1 - p) / len(draws)), (y, p)
-    predicted = theory.expected_max_lowrank(ns, SPECTRUM, rank)
+    predicted = lowrank_law.expected_max_lowrank(ns, SPECTRUM, rank)
     for n, p in zip(ns, predicted, strict=True):
         maxima = draws[: 400 * n].reshape(400, n).max(axis=1)
         assert abs(maxima.mean() - p) < 4.5 * maxima.std(ddof=1) / math.sqrt(400), (n, maxima.mean(), p)

@@ -11,7 +11,7 @@ from scipy import stats
 from lls import theory
 from lls.chapters.random_search.config import ODD_TOL, Config
 from lls.chapters.random_search.protocol import Curves, Ranking, claim_n
-from lls.search import RandOptResult
+from lls.randopt import RandOptResult
 from lls.stats import mean_spread
 
 MIN_N = 32

@@ -16,7 +16,7 @@ from lls.config import ChapterConfig, param, presets
 
 ODD_TOL = 0.2
 """Largest relative drift of F1/sigma from the smallest grid sigma still called local-linear
-(a regime diagnostic, see :attr:`lls.search.F1F2Result.odd_deviation`)."""
+(a regime diagnostic, see :attr:`lls.f1f2.F1F2Result.odd_deviation`)."""
 
 LM_MODELS = tuple(name for name in models.MODEL_NAMES if name != "synthetic-gpt2")
 """The pretrained (or tiny random) LMs whose LoRA space can be searched."""

@@ -11,7 +11,7 @@ from lls.chapters.random_search.analysis import predicted
 from lls.chapters.random_search.config import ODD_TOL
 from lls.chapters.random_search.protocol import Curves, Ranking
 from lls.grids import powers_of_two
-from lls.search import RandOptResult
+from lls.randopt import RandOptResult
 
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 

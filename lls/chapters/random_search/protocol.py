@@ -29,19 +29,12 @@ from lls.cache import cached
 from lls.chapters.random_search.config import ODD_TOL, Config, chapter2
 from lls.chapters.synthetic import protocol as chapter2_protocol
 from lls.curvature import hessian_operator, hutchinson_trace, lanczos_topk
+from lls.f1f2 import F1F2Result, f1_f2
 from lls.grids import log_grid
 from lls.params import ParamSpace, batch_gradients
 from lls.protocols.forget_recover import recover
-from lls.search import (
-    F1F2Result,
-    Objective,
-    RandOptResult,
-    SearchResult,
-    best_of_n,
-    f1_f2,
-    randopt,
-    sigma_for_norm,
-)
+from lls.randopt import RandOptResult, randopt
+from lls.search import Objective, SearchResult, best_of_n, sigma_for_norm
 from lls.seeds import derive, generator
 from lls.synthetic import answer_logits, batch_loss
 

@@ -29,12 +29,10 @@ from lls.chapters.steering.protocol import (
     Results,
     SteeringGrid,
     alignment,
-    fact_groups,
-    grid_layer_ids,
     run,
-    split_halves,
     steering_grid,
 )
+from lls.chapters.steering.splits import fact_groups, grid_layer_ids, split_halves
 
 __all__ = [
     "GRID_VECTORS", "PRESETS", "VECTORS", "Alignment", "AlignmentSpec", "Config", "GridSpec", "ModelSummary",

@@ -45,6 +45,7 @@ from lls.chapters.theory.results import (
     Theorem1Spec,
 )
 from lls.errors import ConfigError
+from lls.f1f2 import f1_f2
 from lls.params import ParamSpace
 
 MAX_NORMAL_NS = (2, 4, 16, 64, 256, 1024)
@@ -159,7 +160,7 @@ def _f1f2(spec: F1F2Spec) -> F1F2Run:
     trace, trace_se = curvature.hutchinson_trace(curvature.hessian_operator(loss_fn, theta), space.dim,
                                                  spec.hutchinson_probes, gen)
     sigmas = grids.log_grid(spec.sigma_min, spec.sigma_max, spec.n_sigmas)
-    result = search.f1_f2(space, search.Objective(model, lm_loss, batch), sigmas, spec.f1f2_pairs, spec.seed)
+    result = f1_f2(space, search.Objective(model, lm_loss, batch), sigmas, spec.f1f2_pairs, spec.seed)
     return F1F2Run(result, float(grad.norm()), trace, trace_se, space.dim, len(space.names))
 
 

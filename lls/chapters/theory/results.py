@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lls import search
+from lls import f1f2
 
 
 @dataclass(frozen=True)
@@ -93,11 +93,11 @@ class F1F2Spec:
 @dataclass(frozen=True)
 class F1F2Run:
     """The F1/F2 diagnostic: ``search`` the odd/even parts over the sigma grid
-    (:class:`lls.search.F1F2Result`, losses in nats); ``grad_norm`` ``||g||`` by autograd;
+    (:class:`lls.f1f2.F1F2Result`, losses in nats); ``grad_norm`` ``||g||`` by autograd;
     ``trace`` ``tr H`` by Hutchinson and ``trace_se`` its standard error; ``dim`` the number of
     searched parameters in ``n_tensors`` tensors."""
 
-    search: search.F1F2Result
+    search: f1f2.F1F2Result
     grad_norm: float
     trace: float
     trace_se: float
