@@ -2,9 +2,11 @@
 
 Style is chosen once, here: the ``lls`` template (:data:`HOUSE`, on top of ``plotly_white``) sets
 fonts, margins that grow to fit titles and legends, a colour-blind-safe colour order
-(Okabe–Ito), hover formats, and puts the legend *above* the plot area, so it never sits under a
-slider (sliders live below the plot). It is the default for every figure built after
-``lls.plots`` is imported, and :func:`show` applies it again to any figure it is given.
+(Okabe–Ito), hover formats, and keeps the legend at plotly's place, right of the plot area: the
+margin grows to hold it, so it never sits on a title, a panel title or a slider (sliders span the
+plot area only). It is the default for every figure built after ``lls.plots`` is imported, and
+:func:`show` applies it again to any figure it is given. Multi-panel figures use :func:`panels`,
+whose panel titles wrap to fit their panel.
 
 Rendering is chosen once, here. :func:`show` emits a MIME bundle holding both ``text/html`` (a
 ``<figure>`` with the plot's ``<div>``, a small script calling ``Plotly.newPlot`` *without*
@@ -37,8 +39,7 @@ HOUSE = go.layout.Template(layout={
     "title": {"font": {"size": 15}, "x": 0, "xanchor": "left", "xref": "paper", "automargin": True,
               "yref": "container", "y": 0.98, "yanchor": "top"},
     "margin": {"l": 60, "r": 24, "t": 60, "b": 50, "autoexpand": True},
-    "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom",
-               "font": {"size": 11}, "bgcolor": "rgba(255,255,255,0)"},
+    "legend": {"font": {"size": 11}, "bgcolor": "rgba(255,255,255,0)", "tracegroupgap": 2},
     "colorway": list(COLORS),
     "hovermode": "closest",
     "hoverlabel": {"font": {"size": 12}},
@@ -47,6 +48,33 @@ HOUSE = go.layout.Template(layout={
 })
 pio.templates["lls"] = HOUSE
 pio.templates.default = "plotly_white+lls"
+
+
+NARROW_PLOT_PX = 480
+"""Width of a figure's plot area on a narrow page (an 800 px window, the legend beside the plot)."""
+
+
+def _wrapped(text: str, width_px: float, font_px: float) -> str:
+    """``text`` broken with ``<br>`` at spaces so each line is at most ``width_px`` wide."""
+    per_line = max(8, int(width_px / (0.55 * font_px)))
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > per_line:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "<br>".join([*lines, line])
+
+
+def panels(rows: int, cols: int, subplot_titles: Sequence[str] = (), title_px: int = 12, **kwargs) -> go.Figure:
+    """``make_subplots`` with each panel title wrapped to fit its panel on a narrow page."""
+    spacing = kwargs.get("horizontal_spacing", 0.2 / cols if cols > 1 else 0.0)
+    width = NARROW_PLOT_PX * (1 - spacing * (cols - 1)) / cols
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[_wrapped(t, width, title_px) for t in subplot_titles],
+                        **kwargs)
+    fig.update_annotations(font_size=title_px)
+    return fig
 
 
 def figure_csv(fig: go.Figure) -> str:
@@ -88,6 +116,8 @@ def show(fig: go.Figure, caption: str | None = None, name: str | None = None) ->
 
     fig.update_layout(template="plotly_white+lls")
     title = fig.layout.title.text or "figure"
+    if fig.layout.title.text and "<br>" not in title:  # a long title wraps rather than runs off a narrow page
+        fig.update_layout(title_text=_wrapped(title, NARROW_PLOT_PX + 60, HOUSE.layout.title.font.size))
     name = _slug(name or title)
     plot = fig.to_html(full_html=False, include_plotlyjs=False, config={"responsive": True})
     data = base64.b64encode(figure_csv(fig).encode()).decode()
@@ -185,10 +215,11 @@ def drift_explorer(
     if overlap.shape != (len(steps), len(steps)) or capture.shape != (len(steps), len(ks)):
         raise ValueError(f"shapes: overlap {overlap.shape}, capture {capture.shape}, "
                          f"{len(steps)} steps, {len(ks)} ks")
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.14,
-                        subplot_titles=("overlap of top-k gradient subspaces", capture_label))
+    gap = 0.24  # room between the panels for the colour bar and its ticks
+    fig = panels(1, 2, ("overlap of top-k gradient subspaces", capture_label), horizontal_spacing=gap)
     fig.add_trace(go.Heatmap(z=overlap, x=steps, y=steps, zmin=0, zmax=1, colorscale="Viridis",
-                             colorbar={"x": 0.43, "len": 0.9}, name="overlap"), row=1, col=1)
+                             colorbar={"x": (1 - gap) / 2 + 0.01, "xanchor": "left", "len": 0.9, "thickness": 12,
+                                       "tickfont": {"size": 10}}, name="overlap"), row=1, col=1)
     fig.add_trace(go.Scatter(x=[steps[0]] * 2, y=[steps[0], steps[-1]], mode="lines",
                              line={"color": "red", "width": 2}, name="selected step"), row=1, col=1)
     fig.add_trace(go.Scatter(x=list(ks), y=capture[0], mode="lines+markers", line={"color": "grey"},
@@ -204,6 +235,5 @@ def drift_explorer(
     frames = [[{"x": [s, s], "y": [steps[0], steps[-1]]}, {"x": list(ks), "y": capture[j]}]
               for j, s in enumerate(steps)]
     fig = slider_figure(frames, [str(s) for s in steps], fig, [1, 3], "basis taken at step")
-    fig.update_layout(title=title, height=520, legend={"orientation": "h", "y": -0.45},
-                      margin={"b": 140})
+    fig.update_layout(title=title, height=520)
     return fig

@@ -29,7 +29,7 @@ def prefix_figure(cfg: Config, runs: list[RunResult]) -> go.Figure:
     fig.add_vline(x=cfg.k_ref, line_dash="dot", line_color="grey", annotation_text=f"k_ref = {cfg.k_ref}")
     fig.update_layout(title=f"Trajectory-prefix capture of the recovery displacement ({len(runs)} runs)",
                       xaxis_title="k (first recovery updates)", yaxis_title="capture of Δ",
-                      yaxis_range=[0, 1.02], height=420, legend={"orientation": "h", "y": -0.25})
+                      yaxis_range=[0, 1.02], height=420)
     return fig
 
 
@@ -48,7 +48,7 @@ def static_figure(cfg: Config, runs: list[RunResult], s: Summary) -> go.Figure:
                              name="task-A adapter θ_A − θ_0 (1-d)"))
     fig.update_layout(title="Static bases, computed before recovery, against the trajectory prefix",
                       xaxis_title="k (basis dimension)", yaxis_title="capture of Δ", yaxis_range=[0, 1.02],
-                      height=420, legend={"orientation": "h", "y": -0.25})
+                      height=420)
     return fig
 
 
@@ -56,8 +56,7 @@ def drift_figure(cfg: Config, r: RunResult) -> go.Figure:
     """C3: the drift explorer of one run (overlap heatmap, capture by each checkpoint's basis)."""
     return plots.drift_explorer(r.drift_steps, r.overlap, list(range(1, r.drift_capture.shape[1] + 1)),
                                 r.drift_capture,
-                                title=f"Drift of the top-{cfg.drift_k} adapter-gradient subspace during recovery "
-                                      f"({r.model}, {r.pair[0]}, seed {r.seed})",
+                                title=f"Drift of the top-{cfg.drift_k} gradient subspace ({r.pair[0]}, seed {r.seed})",
                                 capture_label="capture of Δ by the top-k gradient basis at that step")
 
 

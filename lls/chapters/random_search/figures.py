@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from lls import theory
 from lls.chapters.random_search.analysis import predicted
 from lls.chapters.random_search.config import ODD_TOL
 from lls.chapters.random_search.protocol import Curves, Ranking
 from lls.grids import powers_of_two
+from lls.plots import panels
 from lls.randopt import RandOptResult
 
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -18,7 +18,7 @@ COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e3
 
 def figure_diagnostic(curves: list[Curves]) -> go.Figure:
     """F1 spread and |mean F2| against sigma (log-log) with Theorem 1's lines, one panel per space."""
-    fig = make_subplots(rows=1, cols=len(curves), subplot_titles=[c.name for c in curves])
+    fig = panels(rows=1, cols=len(curves), subplot_titles=[c.name for c in curves])
     for j, c in enumerate(curves, start=1):
         d, first = c.diag, j == 1
         fig.add_trace(go.Scatter(x=d.sigmas, y=d.f1_spread, mode="markers+lines", name="F1 spread (odd part)",
@@ -33,8 +33,7 @@ def figure_diagnostic(curves: list[Curves]) -> go.Figure:
                                  showlegend=first), row=1, col=j)
         fig.update_xaxes(type="log", title_text="σ (per coordinate)", row=1, col=j)
         fig.update_yaxes(type="log", row=1, col=j)
-    fig.update_layout(title="F1/F2 diagnostic: local-linear where the odd part dominates", height=420,
-                      legend={"orientation": "h", "y": -0.25})
+    fig.update_layout(title="F1/F2 diagnostic: local-linear where the odd part dominates", height=420)
     return fig
 
 
@@ -56,7 +55,7 @@ def _gain_panel(fig: go.Figure, synthetic: Curves) -> None:
 def figure_best_of_n(synthetic: Curves, c5_curves: list[Curves], ranking: Ranking) -> go.Figure:
     """Left: measured best-of-N gain against N per sigma with theory. Right: first-order gain
     divided by sigma ||U^T g|| in every space, against e_N (dimension independence)."""
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
+    fig = panels(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
         f"best-of-N gain, {synthetic.name}", "first-order gain / (σ‖Uᵀg‖) in every space"))
     _gain_panel(fig, synthetic)
     ns_all = powers_of_two(max(run.n for c in c5_curves for run in c.searches()))
@@ -86,17 +85,19 @@ def figure_best_of_n(synthetic: Curves, c5_curves: list[Curves], ranking: Rankin
 def figure_density(ranking: Ranking) -> go.Figure:
     """Figure 2b-like: measured best-of-N gain at fixed norm against density (left) and mass (right)."""
     mean, sd = ranking.gain.mean(axis=0), ranking.gain.std(axis=0)
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=(
+    fig = panels(rows=1, cols=2, shared_yaxes=True, subplot_titles=(
         "gain vs density ‖Uᵀg‖²/k", "gain vs mass ‖Uᵀg‖²"))
     for col, x in ((1, ranking.density), (2, ranking.mass)):
-        fig.add_trace(go.Scatter(x=x, y=mean, error_y={"array": sd}, mode="markers+text", text=ranking.names,
-                                 textposition="top center", marker={"size": 10}, name="measured",
-                                 showlegend=col == 1), row=1, col=col)
+        for j, name in enumerate(ranking.names):  # one legend entry per subspace: no crowded labels
+            fig.add_trace(go.Scatter(x=[x[j]], y=[mean[j]], error_y={"array": [sd[j]]}, mode="markers",
+                                     marker={"size": 10, "color": COLORS[j % len(COLORS)]}, name=name,
+                                     legendgroup=name, showlegend=col == 1,
+                                     hovertemplate=f"{name}: %{{y:.3g}} nats<extra></extra>"), row=1, col=col)
         fig.add_trace(go.Scatter(x=x, y=predicted(ranking), mode="markers", marker={"symbol": "x", "size": 9},
-                                 name="theory r√density e_N − r² curv/2", showlegend=col == 1), row=1, col=col)
+                                 marker_color="black", name="theory", showlegend=col == 1), row=1, col=col)
         fig.update_xaxes(type="log", row=1, col=col)
     fig.update_yaxes(title_text=f"best-of-{ranking.n} loss decrease (nats)", row=1, col=1)
-    fig.update_layout(title=f"C6: subspaces at the same perturbation norm r = {ranking.norm:.3g}", height=460)
+    fig.update_layout(title=f"C6: subspaces at one norm, r = {ranking.norm:.3g}", height=460)
     return fig
 
 
@@ -106,6 +107,6 @@ def figure_randopt(result: RandOptResult) -> go.Figure:
     values = [result.base_accuracy, *result.member_accuracy, result.ensemble_accuracy]
     colors = ["grey", *["lightsteelblue"] * len(result.top), "darkorange"]
     fig = go.Figure(go.Bar(x=labels, y=values, marker_color=colors))
-    fig.update_layout(title="RandOpt: top-K random perturbations and their vote (exact-match accuracy)",
+    fig.update_layout(title="RandOpt: the top K and their vote",
                       yaxis_title="accuracy", height=380)
     return fig

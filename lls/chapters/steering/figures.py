@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from lls.chapters.steering.analysis import gain, side_cost
 from lls.chapters.steering.protocol import Alignment, SteeringGrid
 from lls.claims import REGISTRY
-from lls.plots import band, slider_figure
+from lls.plots import band, panels, slider_figure
 
 COLORS = {"CAA": "#2ca02c", "step (all params)": "#1f77b4", "step (LoRA)": "#ff7f0e", "random": "#7f7f7f"}
 
@@ -36,30 +35,28 @@ def cosine_figure(found: Alignment, layer: int) -> go.Figure:
     fig.add_vline(x=layer, line_dash="dot", line_color="red", annotation_text="steering layer")
     fig.update_layout(title=f"Cosine with the CAA vector, per block ({found.model}, {len(found.seeds)} splits)",
                       xaxis_title="block (residual stream after it)", yaxis_title="cosine",
-                      yaxis_range=[-1.05, 1.05], height=460, legend={"orientation": "h", "y": -0.25})
+                      yaxis_range=[-1.05, 1.05], height=460)
     return fig
 
 
 def explorer_figure(grid: SteeringGrid) -> go.Figure:
     """Layer-by-scale explorer: a slider over grid blocks; :func:`gain` and :func:`side_cost`
     against the scale for every vector at the selected block (static-HTML slider)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("target: accuracy gain (points)",
+    fig = panels(rows=1, cols=2, subplot_titles=("target: accuracy gain (points)",
                                                         "side cost: perplexity change (%)"))
-    panels = (gain(grid), side_cost(grid))
+    measures = (gain(grid), side_cost(grid))
     active = grid.layers.index(grid.layer)
-    for col, values in enumerate(panels, start=1):
+    for col, values in enumerate(measures, start=1):
         for v, name in enumerate(grid.vectors):
             fig.add_trace(go.Scatter(x=grid.scales, y=_json_list(values[v, active]), mode="lines+markers", name=name,
                                      line={"color": COLORS.get(name)}, legendgroup=name, showlegend=col == 1),
                           row=1, col=col)
-    frames = [[{"y": _json_list(values[v, g])} for values in panels for v in range(len(grid.vectors))]
+    frames = [[{"y": _json_list(values[v, g])} for values in measures for v in range(len(grid.vectors))]
               for g in range(len(grid.layers))]
     fig = slider_figure(frames, [str(layer) for layer in grid.layers], fig,
                         list(range(2 * len(grid.vectors))), "steering at block", active=active)
     fig.update_xaxes(title_text="scale (× CAA norm at the block)")
-    fig.update_layout(title=f"Steering explorer ({grid.model}, {grid.n_eval} held-out statements; "
-                            f"LoRA step and random only at block {grid.layer})",
-                      height=460, legend={"orientation": "h", "y": -0.3})
+    fig.update_layout(title=f"Steering explorer ({grid.model})", height=460)
     return fig
 
 

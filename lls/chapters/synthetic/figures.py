@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from lls.chapters.synthetic.protocol import REGIMES, RegimeRun, SeedRun
 from lls.claims import REGISTRY, threshold
-from lls.plots import band, drift_explorer
+from lls.plots import band, drift_explorer, panels
 from lls.subspace import overlap_by_lag
 from lls.synthetic import TASKS
 
@@ -33,7 +32,7 @@ def accuracy_figure(runs: list[SeedRun], task: str) -> go.Figure:
 
 def recovery_figure(runs: list[SeedRun], task: str) -> go.Figure:
     """Accuracy on A along recovery, and the training loss of forgetting then recovery."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(f"accuracy on {task} during recovery",
+    fig = panels(rows=1, cols=2, subplot_titles=(f"accuracy on {task} during recovery",
                                                         "training loss (forgetting, then recovery)"))
     band(fig, runs[0].drift_steps, [r.recover_accuracy for r in runs], "accuracy", "#d62728", row=1, col=1)
     n_forget = len(runs[0].losses["forget"])
@@ -51,7 +50,7 @@ def recovery_figure(runs: list[SeedRun], task: str) -> go.Figure:
 
 def spectrum_figure(runs: list[SeedRun]) -> go.Figure:
     """C1: normalised singular values of the probe gradients, effective rank against n and along recovery."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=(
+    fig = panels(rows=1, cols=3, subplot_titles=(
         "singular values σ_i / σ_1", "effective rank (90 %) vs batches n", "effective rank along recovery"))
     for point in ("θ0", "θ_f", "unstructured"):
         sv = np.array([r.spectra[point] / r.spectra[point][0] for r in runs])
@@ -66,8 +65,7 @@ def spectrum_figure(runs: list[SeedRun]) -> go.Figure:
     fig.update_xaxes(title_text="i", row=1, col=1)
     fig.update_xaxes(title_text="n", type="log", row=1, col=2)
     fig.update_xaxes(title_text="recovery step", row=1, col=3)
-    fig.update_layout(title="C1: local rank of per-batch task-A gradients", height=400,
-                      legend={"orientation": "h", "y": -0.2})
+    fig.update_layout(title="C1: local rank of per-batch task-A gradients", height=400)
     return fig
 
 
@@ -91,8 +89,7 @@ def capture_figure(runs: list[SeedRun]) -> go.Figure:
 def drift_figure(run: SeedRun, k: int) -> go.Figure:
     """C3: the drift explorer of one seed (overlap heatmap, capture of Δ by each step's basis)."""
     return drift_explorer(run.drift_steps, run.drift_overlap, run.drift_ks, run.drift_capture,
-                          title=f"C3: drift of the top-{k} task-A gradient subspace along recovery "
-                                f"(seed {run.seed})",
+                          title=f"C3: drift of the top-{k} gradient subspace (seed {run.seed})",
                           capture_label="capture of Δ by the top-k basis at step s")
 
 
@@ -111,7 +108,7 @@ def lag_figure(runs: list[SeedRun]) -> go.Figure:
 
 def regime_figure(regime_runs: list[RegimeRun], task: str) -> go.Figure:
     """C10 (like the paper's Figure 4): accuracy under weight noise, and on A while forgetting."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+    fig = panels(rows=1, cols=2, subplot_titles=(
         "mean accuracy under weight noise", f"accuracy on {task} during the forgetting run"))
     for regime in REGIMES:
         runs = [r for r in regime_runs if r.regime == regime]
@@ -123,6 +120,5 @@ def regime_figure(regime_runs: list[RegimeRun], task: str) -> go.Figure:
     fig.update_xaxes(title_text="noise σ (every weight)", row=1, col=1)
     fig.update_xaxes(title_text="forgetting step", row=1, col=2)
     fig.update_yaxes(range=[0, 1.02])
-    fig.update_layout(title="C10: sequential vs simultaneous training", height=400,
-                      legend={"orientation": "h", "y": -0.2})
+    fig.update_layout(title="C10: sequential vs simultaneous training", height=400)
     return fig

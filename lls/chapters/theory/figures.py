@@ -7,11 +7,11 @@ import math
 import numpy as np
 import plotly.express as px
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from lls import plots, theory
 from lls.chapters.theory.analysis import DensitySummary, F1F2Summary, PushforwardSummary, Theorem1Summary
 from lls.chapters.theory.results import Lemma1Result, Theorem1Row
+from lls.plots import panels
 
 
 def _vline(x: float, y0: float, y1: float, name: str, **line) -> go.Scatter:
@@ -73,7 +73,7 @@ def fig_second_order(t1: list[Theorem1Row], s: Theorem1Summary) -> go.Figure:
 def fig_f1f2(s: F1F2Summary) -> go.Figure:
     """F1 spread and mean F2 against sigma, with the closed forms and sigma* (closed form and measured)."""
     sig = s.sigmas
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("odd and even parts", f"best-of-{s.n} gain"))
+    fig = panels(rows=1, cols=2, subplot_titles=("odd and even parts", f"best-of-{s.n} gain"))
     fig.add_trace(go.Scatter(x=sig, y=s.f1_spread, mode="markers", name="spread of F1 (odd)",
                              marker={"size": 9}), row=1, col=1)
     fig.add_trace(go.Scatter(x=sig, y=np.abs(s.f2_mean), mode="markers", name="|mean F2| (even)",
@@ -116,7 +116,7 @@ def fig_density(s: DensitySummary) -> go.Figure:
 
 def fig_krylov(l1: Lemma1Result) -> go.Figure:
     """Krylov residuals of the updates (left) and captures of the final displacement (right)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("update s outside K_(s+1)(H, g)",
+    fig = panels(rows=1, cols=2, subplot_titles=("update s outside K_(s+1)(H, g)",
                                                         "capture of the final displacement"))
     steps = np.arange(len(l1.gd.residual))
     for name, r, colour in (("GD", l1.gd, "royalblue"), ("ADAM", l1.adam, "darkorange")):
