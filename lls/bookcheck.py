@@ -7,7 +7,8 @@ not to the local server, and checks, for every plotly figure:
 * it drew marks (lines, points, bars, heatmap images);
 * no text (title, axis title, legend item, annotation, slider label, colour-bar title) extends
   past the figure's box; the legend does not intersect the slider; no two annotations overlap;
-  no annotation sits on a colour bar, and no colour bar sits on a plot area;
+  the title touches neither the legend nor an annotation (panel titles are annotations); no
+  annotation sits on a colour bar, and no colour bar sits on a plot area;
 * moving its slider (if any) changes the plot;
 
 and, for every page, that the console showed no error and nothing asked the network. A
@@ -50,6 +51,11 @@ LAYOUT = """gd => {
   const legend = gd.querySelector('.legend'), slider = gd.querySelector('.slider-container');
   if (legend && slider && visible(rect(legend)) && meets(rect(legend), rect(slider))) out.push('the legend overlaps the slider');
   const notes = Array.from(gd.querySelectorAll('.annotation')).filter(a => visible(rect(a)));
+  const title = gd.querySelector('.gtitle');
+  if (title && visible(rect(title))) {
+    if (legend && visible(rect(legend)) && meets(rect(title), rect(legend))) out.push('the title overlaps the legend');
+    for (const a of notes) if (meets(rect(title), rect(a))) out.push(`the title overlaps "${label(a)}"`);
+  }
   for (let i = 0; i < notes.length; i++) for (let j = i + 1; j < notes.length; j++)
     if (meets(rect(notes[i]), rect(notes[j]))) out.push(`annotations "${label(notes[i])}" and "${label(notes[j])}" overlap`);
   const bars = Array.from(gd.querySelectorAll('.colorbar')).filter(c => visible(rect(c)));

@@ -36,8 +36,8 @@ COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0
 
 HOUSE = go.layout.Template(layout={
     "font": {"family": "Inter, 'Helvetica Neue', Arial, sans-serif", "size": 13, "color": "#222"},
-    "title": {"font": {"size": 15}, "x": 0, "xanchor": "left", "xref": "paper", "automargin": True,
-              "yref": "container", "y": 0.98, "yanchor": "top"},
+    "title": {"font": {"size": 15}, "x": 0, "xanchor": "left", "xref": "paper", "yref": "container", "y": 1,
+              "yanchor": "top", "pad": {"t": 10}},
     "margin": {"l": 60, "r": 24, "t": 60, "b": 50, "autoexpand": True},
     "legend": {"font": {"size": 11}, "bgcolor": "rgba(255,255,255,0)", "tracegroupgap": 2},
     "colorway": list(COLORS),
@@ -75,6 +75,19 @@ def panels(rows: int, cols: int, subplot_titles: Sequence[str] = (), title_px: i
                         **kwargs)
     fig.update_annotations(font_size=title_px)
     return fig
+
+
+def fit_top_margin(fig: go.Figure) -> None:
+    """Make the top margin hold the title (at the top of the figure) and, under it, the panel titles
+    (annotations just above the plot area), counted in lines, so that they never meet."""
+    title = fig.layout.title.text or ""
+    extra = title.count("<br>")  # plotly lifts a multi-line title by about half a line per extra line
+    fig.update_layout(title_pad_t=10 + 14 * extra)
+    title_px = (10 + 14 * extra + 21 * (extra + 1)) if title else 8
+    panel_lines = [a.text.count("<br>") + 1 for a in fig.layout.annotations
+                   if a.yref == "paper" and a.y is not None and a.y >= 1 and a.text]
+    panel_px = 8 + 17 * max(panel_lines) if panel_lines else 0
+    fig.update_layout(margin_t=title_px + panel_px + 10)
 
 
 def figure_csv(fig: go.Figure) -> str:
@@ -118,6 +131,7 @@ def show(fig: go.Figure, caption: str | None = None, name: str | None = None) ->
     title = fig.layout.title.text or "figure"
     if fig.layout.title.text and "<br>" not in title:  # a long title wraps rather than runs off a narrow page
         fig.update_layout(title_text=_wrapped(title, NARROW_PLOT_PX + 60, HOUSE.layout.title.font.size))
+    fit_top_margin(fig)
     name = _slug(name or title)
     plot = fig.to_html(full_html=False, include_plotlyjs=False, config={"responsive": True})
     data = base64.b64encode(figure_csv(fig).encode()).decode()
