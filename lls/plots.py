@@ -90,6 +90,12 @@ def fit_top_margin(fig: go.Figure) -> None:
     fig.update_layout(margin_t=title_px + panel_px + 10)
 
 
+def captioned(fig: go.Figure, caption: str) -> go.Figure:
+    """Store ``caption`` with ``fig`` (in ``layout.meta``) for :func:`show`; returns ``fig``."""
+    fig.update_layout(meta={**(fig.layout.meta if isinstance(fig.layout.meta, dict) else {}), "caption": caption})
+    return fig
+
+
 def figure_csv(fig: go.Figure) -> str:
     """The numbers ``fig`` plots as CSV, one row per point: trace, x, y (and z for heatmaps, error)."""
     out = io.StringIO()
@@ -121,13 +127,16 @@ def _slug(text: str) -> str:
 def show(fig: go.Figure, caption: str | None = None, name: str | None = None) -> None:
     """Display ``fig`` in the house style, so that it renders in the offline book and in JupyterLab.
 
-    ``caption`` (Markdown-free text: what is plotted, units, n, what to look for) is shown under
-    the figure with a link that downloads the plotted numbers (:func:`figure_csv`) as
-    ``<name>.csv``; the data travel inside the page, so the link works offline.
+    ``caption`` (plain text: what is plotted, units, n, what to look for; default: the one a figure
+    builder stored with :func:`captioned`) is shown under the figure with a link that downloads
+    the plotted numbers (:func:`figure_csv`) as ``<name>.csv``; the data travel inside the page,
+    so the link works offline.
     """
     from IPython.display import display
 
     fig.update_layout(template="plotly_white+lls")
+    stored = fig.layout.meta.get("caption") if isinstance(fig.layout.meta, dict) else None
+    caption = caption or stored
     title = fig.layout.title.text or "figure"
     if fig.layout.title.text and "<br>" not in title:  # a long title wraps rather than runs off a narrow page
         fig.update_layout(title_text=_wrapped(title, NARROW_PLOT_PX + 60, HOUSE.layout.title.font.size))

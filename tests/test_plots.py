@@ -43,3 +43,32 @@ def test_slider_frames_must_name_the_same_properties_per_trace():
     base = go.Figure([go.Scatter(x=[0], y=[0]), go.Scatter(x=[0], y=[0])])
     with pytest.raises(ValueError, match="same properties"):
         slider_figure([[{"x": [1]}, {"y": [1]}]], ["a"], base, [0, 1], "t")
+
+
+def test_figure_csv_holds_the_plotted_numbers():
+    from lls.plots import figure_csv
+
+    fig = go.Figure([go.Scatter(x=[1, 2], y=[3.0, 4.0], name="a", error_y={"array": [0.1, 0.2]}),
+                     go.Heatmap(z=[[1, 2], [3, 4]], x=[0, 1], y=[5, 6], name="h")])
+    rows = [line.split(",") for line in figure_csv(fig).strip().splitlines()]
+    assert rows[0] == ["trace", "x", "y", "z", "error"]
+    assert ["a", "2", "4.0", "", "0.2"] in rows and ["h", "1", "6", "4.0", ""] in rows
+
+
+def test_show_puts_the_stored_caption_and_a_csv_link_under_the_figure(monkeypatch):
+    import base64
+
+    import IPython.display
+
+    from lls.plots import captioned
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda bundle, raw: shown.append(bundle))
+    fig = captioned(go.Figure([go.Scatter(x=[1], y=[2], name="p")], layout={"title": "A title"}),
+                    "Mean over 3 seeds; look at the slope.")
+    show(fig)
+    page = shown[0]["text/html"]
+    assert page.startswith('<figure class="lls-figure">') and "Mean over 3 seeds; look at the slope." in page
+    data = page.split("base64,")[1].split('"')[0]
+    assert base64.b64decode(data).decode().splitlines()[1] == "p,1,2,,"
+    assert 'download="a-title.csv"' in page
