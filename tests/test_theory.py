@@ -11,7 +11,7 @@ from scipy import integrate, special
 
 from lls import curvature, layers, lowrank_law, presets, subspace, theory
 from lls.chapters import theory as chapter
-from lls.chapters.theory import analysis, protocol
+from lls.chapters.theory import analysis, figures, protocol
 from lls.chapters.theory.claims import (
     density_verdict,
     krylov_claim,
@@ -19,7 +19,13 @@ from lls.chapters.theory.claims import (
     theorem1_claim,
     theorem1_verdict,
 )
-from lls.chapters.theory.results import PushforwardResult, SubspaceRow, Theorem1Row
+from lls.chapters.theory.results import (
+    Lemma1Result,
+    OptimizerRun,
+    PushforwardResult,
+    SubspaceRow,
+    Theorem1Row,
+)
 from lls.claims import REGISTRY, threshold
 from lls.errors import ConfigError
 
@@ -228,6 +234,42 @@ def test_pushforward_summary_finds_linear_range_and_slope():
     assert s.slope == pytest.approx(1.0, abs=0.05)
     assert analysis.summarize_pushforward(cfg, result(x, 1.0, np.ones(7))).linear_up_to is None
     assert analysis.summarize_pushforward(cfg, result(x, 1.0, np.full(7, 0.01))).linear_up_to == pytest.approx(1e-2)
+
+
+def _f1f2_summary():
+    """A hand-made F1/F2 summary on a four-sigma grid."""
+    sig = np.geomspace(1e-4, 1e-1, 4)
+    return analysis.F1F2Summary(
+        model="tiny-llama", dim=1000, n_tensors=4, base=3.0, n=2, probes=2, sigmas=sig, f1_spread=sig,
+        f2_mean=sig**2, f2_sem=0.1 * sig**2, linear=np.array([True, True, False, False]), gains=sig - sig**2,
+        linear_range=(1e-4, 1e-3), grad_norm=1.0, trace=10.0, trace_se=1.0, sigma_star=0.05,
+        sigma_star_zeroth_order=0.04, sigma_star_measured=1e-2, grid_ratio=10.0)
+
+
+def _lemma1():
+    """A hand-made Lemma 1 result on a 20-dimensional quadratic, k = 1..3."""
+    run = OptimizerRun(residual=np.array([1e-16, 1e-15, 1e-14]), prefix=np.array([0.5, 0.8, 1.0]),
+                       krylov=np.array([0.5, 0.8, 1.0]), loss_start=1.0, loss_end=0.1)
+    return Lemma1Result(dim=20, ks=[1, 2, 3], krylov_dim=3, gd=run, adam=run, gd_closed_form_error=1e-15)
+
+
+def test_every_figure_builder_stores_a_caption():
+    cfg = presets.resolve("01_theory", "smoke")
+    t1 = [replace(r, second=1e-4 * r.dim) for r in _sweep(cfg, [1.0, 1.0, 1.0])]  # positive, as on a log axis
+    t1s = analysis.summarize_theorem1(cfg, t1)
+    pf = analysis.summarize_pushforward(cfg, PushforwardResult(1, "q", 1e-5, 1e-14, 1.0, np.geomspace(1e-6, 1e-2, 3),
+                                                               np.array([1e-3, 1e-2, 0.2]), np.ones(3), 10))
+    built = {"fig_collapse": chapter.fig_collapse(t1), "fig_second_order": chapter.fig_second_order(t1, t1s),
+             "fig_f1f2": chapter.fig_f1f2(_f1f2_summary(), cfg.f1f2_pairs),
+             "fig_density": chapter.fig_density(_density([3.0, 2.0, 1.0]), cfg.p1_trials),
+             "fig_krylov": chapter.fig_krylov(_lemma1()), "fig_pushforward": chapter.fig_pushforward(pf),
+             "fig_sigma_explorer": chapter.fig_sigma_explorer(t1s)}
+    assert set(built) == {name for name in vars(figures) if name.startswith("fig_")}  # none left out
+    for name, fig in built.items():
+        caption = fig.layout.meta["caption"]
+        assert caption.strip() and "<" not in caption and "**" not in caption, name  # plain text
+    assert f"{cfg.f1f2_pairs} antithetic pairs" in built["fig_f1f2"].layout.meta["caption"]
+    assert f"mean over {cfg.p1_trials} searches" in built["fig_density"].layout.meta["caption"]
 
 
 # --- claim rules -------------------------------------------------------------------------------

@@ -11,12 +11,19 @@ import plotly.graph_objects as go
 from lls import plots, theory
 from lls.chapters.theory.analysis import DensitySummary, F1F2Summary, PushforwardSummary, Theorem1Summary
 from lls.chapters.theory.results import Lemma1Result, Theorem1Row
-from lls.plots import panels
+from lls.claims import threshold
+from lls.plots import captioned, panels
 
 
 def _vline(x: float, y0: float, y1: float, name: str, **line) -> go.Scatter:
     """A vertical line as a legend entry (plotly's add_vline misplaces its label on log axes)."""
     return go.Scatter(x=[x, x], y=[y0, y1], mode="lines", name=name, line={"dash": "dot", "color": "black", **line})
+
+
+def _draws(t1: list[Theorem1Row]) -> str:
+    """The candidates drawn per dimension, for a caption: ``"48 to 8192"`` (or one number)."""
+    low, high = min(r.draws for r in t1), max(r.draws for r in t1)
+    return f"{low}" if low == high else f"{low} to {high}"
 
 
 def fig_collapse(t1: list[Theorem1Row]) -> go.Figure:
@@ -43,7 +50,13 @@ def fig_collapse(t1: list[Theorem1Row]) -> go.Figure:
     fig.update_yaxes(title="best-of-N first-order gain / (sigma ||g||)")
     fig.update_layout(title="Theorem 1: the best-of-N first-order gain does not depend on D",
                       height=480, legend={"x": 0.01, "y": 0.99})
-    return fig
+    dims = [r.dim for r in t1]
+    return captioned(fig, (
+        f"Monte-Carlo best-of-N first-order gain of Gaussian candidates on a quadratic with ||g|| = 1, divided by "
+        f"sigma ||g|| (dimensionless), against the number of candidates N, one curve per dimension D for "
+        f"{len(t1)} dimensions from {min(dims):.0e} to {max(dims):.0e} ({_draws(t1)} candidates drawn per D); error bars are the disjoint-groups standard error sd(max_N) / sqrt(draws // N). "
+        f"The black lines are e_N (exact, solid) and its asymptote sqrt(2 ln N) (dashed): if Theorem 1 holds, "
+        f"every D lies on e_N within its error bars, and the asymptote lies above it at every N."))
 
 
 def fig_second_order(t1: list[Theorem1Row], s: Theorem1Summary) -> go.Figure:
@@ -67,11 +80,22 @@ def fig_second_order(t1: list[Theorem1Row], s: Theorem1Summary) -> go.Figure:
     fig.update_xaxes(type="log", title="D")
     fig.update_yaxes(type="log", title="loss change")
     fig.update_layout(title="Where the shared second-order term takes over", height=440)
-    return fig
+    shown = "dotted line" if d.min() <= s.crossover <= d.max() else "outside this sweep"
+    return captioned(fig, (
+        f"On the quadratic with ||g|| = 1 and H = {s.curvature:g} I (tr H = {s.curvature:g} D) at sigma = "
+        f"{s.sigma:g}: the measured best-of-{s.n} first-order gain (circles) and the measured mean second-order "
+        f"term eps^T H eps / 2 (squares), in the quadratic's loss units, against D (log-log), each a mean over "
+        f"the {_draws(t1)} candidates drawn at that D; the lines are "
+        f"the closed forms sigma ||g|| e_N and sigma^2 tr H / 2. Look for the first-order gain staying flat while "
+        f"the shared second-order term grows in proportion to D and overtakes it at the predicted crossover "
+        f"D_c = {s.crossover:.3g} ({shown})."))
 
 
-def fig_f1f2(s: F1F2Summary) -> go.Figure:
-    """F1 spread and mean F2 against sigma, with the closed forms and sigma* (closed form and measured)."""
+def fig_f1f2(s: F1F2Summary, pairs: int) -> go.Figure:
+    """F1 spread and mean F2 against sigma, with the closed forms and sigma* (closed form and measured).
+
+    ``pairs``: the antithetic pairs per sigma (``f1f2_pairs``) that the points summarise.
+    """
     sig = s.sigmas
     fig = panels(rows=1, cols=2, subplot_titles=("odd and even parts", f"best-of-{s.n} gain"))
     fig.add_trace(go.Scatter(x=sig, y=s.f1_spread, mode="markers", name="spread of F1 (odd)",
@@ -95,11 +119,22 @@ def fig_f1f2(s: F1F2Summary) -> go.Figure:
     fig.update_yaxes(type="log", row=1, col=1, title="loss change")
     fig.update_yaxes(title="loss decrease", range=[-1.5 * top, 1.5 * top], row=1, col=2)
     fig.update_layout(title=f"F1/F2 diagnostic on {s.model}", height=460)
-    return fig
+    star = f"sigma* = {s.sigma_star:.2g}, dotted" if math.isfinite(s.sigma_star) else "no finite sigma*"
+    return captioned(fig, (
+        f"The F1/F2 diagnostic on {s.model} ({s.dim:,} searched parameters in {s.n_tensors} tensors; losses in "
+        f"nats) against the perturbation scale sigma, from {pairs} antithetic pairs per sigma. Left: the SD of "
+        f"the odd part F1 and |mean F2| of the even part (error bars: standard error of mean F2 over the pairs), "
+        f"with sigma ||g|| (||g|| by autograd) and sigma^2 |tr H| / 2 (tr H by Hutchinson, {s.probes} probes); "
+        f"right: the measured best-of-{s.n} loss decrease with the closed form sigma ||g|| e_N - sigma^2 tr H / 2 "
+        f"({star}). Look for the markers on their lines at small sigma (the local-linear regime), the two lines "
+        f"crossing where the second-order term takes over, and the measured best sigma next to sigma*."))
 
 
-def fig_density(s: DensitySummary) -> go.Figure:
-    """Measured subspace search gain against signal density (log-log), with Proposition 1's line."""
+def fig_density(s: DensitySummary, trials: int) -> go.Figure:
+    """Measured subspace search gain against signal density (log-log), with Proposition 1's line.
+
+    ``trials``: the searches per subspace (``p1_trials``) that each point averages.
+    """
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=s.density, y=s.gain, mode="markers+text",
                              text=[f"{nm} (mass {m:.2f})" for nm, m in zip(s.names, s.mass, strict=True)],
@@ -111,7 +146,12 @@ def fig_density(s: DensitySummary) -> go.Figure:
     fig.update_xaxes(type="log", title="signal density ||U^T g||^2 / k")
     fig.update_yaxes(type="log", title=f"best-of-{s.n} gain (E||eps||^2 = 1)")
     fig.update_layout(title="Proposition 1: search gain follows density, not mass", height=460)
-    return fig
+    return captioned(fig, (
+        f"Proposition 1 on a constructed problem (D = {s.dim:,}, unit gradient): the best-of-{s.n} search gain "
+        f"at E||eps||^2 = 1 inside each of {len(s.names)} subspaces against its signal density ||U^T g||^2 / k "
+        f"(log-log), each point labelled with its mass ||U^T g||^2; each point is the mean over {trials} "
+        f"searches with an error bar of one standard error, and the line is Proposition 1's sqrt(density) e_N. If the gain "
+        f"follows density rather than mass, the points lie on the line in density order, whatever their mass."))
 
 
 def fig_krylov(l1: Lemma1Result) -> go.Figure:
@@ -133,7 +173,14 @@ def fig_krylov(l1: Lemma1Result) -> go.Figure:
     fig.update_xaxes(title="k", row=1, col=2)
     fig.update_yaxes(range=[0, 1.02], title="capture", row=1, col=2)
     fig.update_layout(title="Lemma 1: gradient descent stays in the Krylov space; Adam does not", height=460)
-    return fig
+    return captioned(fig, (
+        f"Lemma 1 on a quadratic of dimension {l1.dim}, one run each of gradient descent (GD) and Adam. Left: "
+        f"the relative residual of update s outside the Krylov space K_(s+1)(H, g) built from Hessian-vector "
+        f"products (log scale); right: the capture of each optimiser's final displacement (fraction of its "
+        f"squared norm) by its first k updates (solid) and by the first k Krylov vectors (dotted), "
+        f"k = 1..{l1.ks[-1]}, against a random subspace's k/D. Look for GD's residuals at rounding level "
+        f"(C7 asks for less than {threshold('C7', 'residual_max'):g}) with its two capture curves together, "
+        f"and Adam's residuals far above them."))
 
 
 def fig_pushforward(s: PushforwardSummary) -> go.Figure:
@@ -149,7 +196,13 @@ def fig_pushforward(s: PushforwardSummary) -> go.Figure:
     fig.update_xaxes(type="log", title="step norm / ||theta||")
     fig.update_yaxes(type="log", title="relative error")
     fig.update_layout(title=f"Pushforward at block {s.layer} of {s.model} (float64)", height=420)
-    return fig
+    return captioned(fig, (
+        f"Relative error ||shift - J dtheta|| / ||shift|| of the first-order prediction of the mean last-token "
+        f"shift of the residual stream at block {s.layer} of {s.model} (float64, {s.dim:,} parameters), against "
+        f"the norm of one normalised gradient step as a fraction of ||theta|| (log-log), one measurement at each "
+        f"of {len(s.steps)} step sizes. The dotted line has slope 1 (a second-order remainder), the dashed grey "
+        f"line is the {s.tol:.0%} tolerance: look for the error falling along slope 1 as the step shrinks, "
+        f"below the tolerance, until rounding takes over at the smallest steps."))
 
 
 def _positive(values) -> list[float | None]:
@@ -188,7 +241,13 @@ def fig_sigma_explorer(s: Theorem1Summary) -> go.Figure:
     fig.update_xaxes(type="log", title="sigma")
     fig.update_yaxes(type="log", range=[-8, 0.5], title=f"expected best-of-{s.n} loss decrease")
     fig.update_layout(title="Explore: the best sigma, and the best gain, shrink as D (and tr H) grows", height=460)
-    return fig
+    return captioned(fig, (
+        f"Theorem 1's closed form for the expected best-of-{s.n} loss decrease against sigma on the sweep's "
+        f"quadratic (||g|| = 1, H = {s.curvature:g} I, so tr H = {s.curvature:g} D), log-log, with a slider "
+        f"over D from {min(s.dims):.0e} to {max(s.dims):.0e}: dashed, the first-order gain sigma e_N, which does "
+        f"not move with D; solid, the net gain, which turns negative (off the axis) at twice sigma*. The star "
+        f"marks sigma* and its gain, the black dot the Monte-Carlo net gain measured at sigma = {s.sigma:g} "
+        f"(absent where negative): move the slider and watch sigma* and the best gain shrink like 1/D."))
 
 
 def explore_text(log10_n: float, log10_d: float, log10_sigma: float, h: float) -> str:
