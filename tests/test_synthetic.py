@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from lls.chapters import synthetic as ch
-from lls.chapters.synthetic import protocol
+from lls.chapters.synthetic import figures, protocol
 from lls.chapters.synthetic.analysis import Summary
 from lls.chapters.synthetic.claims import c1_verdict, c2_verdict, c3_verdict, c4_verdict, c10_verdict
 from lls.errors import ConfigError
@@ -153,6 +153,39 @@ def test_claims_read_the_summary():
         noise_gap=(-0.05, None), forget_gap=0.0), cfg)
     assert all(c.verdict == "not reproduced" for c in worse)
     assert worse[2].value is None
+
+
+def fake_seed_run(seed: int) -> protocol.SeedRun:
+    """A hand-made chapter 2 run: 4 batch gradients, k in (1, 2, 4), three drift checkpoints 5 steps apart."""
+    ks, steps = [1, 2, 4], [0, 5, 10]
+    acc = {t: 0.5 for t in TASKS}
+    captures = {name: np.array([0.1, 0.2, 0.4]) for name in ("trajectory prefix", "gradient SVD at θ_f",
+                                                             "Krylov at θ_f", "random")}
+    points = {name: np.array([4.0, 2.0, 1.0, 0.5]) for name in ("θ0", "θ_f", "unstructured")}
+    return protocol.SeedRun(
+        seed=seed, dim=1000, acc0=acc, acc_f=acc, acc_r=acc, losses={"forget": [1.0, 0.9], "recover": [2.0, 0.5]},
+        ks=ks, capture=captures, spectra=points, rank_n=[1, 2, 4], eff_rank={k: v[:3] for k, v in points.items()},
+        hessian_eigvals=np.ones(4), drift_steps=steps, drift_overlap=np.eye(3), drift_ks=[1, 2],
+        drift_capture=np.full((3, 2), 0.3), drift_eff_rank=np.ones(3), drift_eff_rank_random=np.full(3, 3.0),
+        recover_accuracy=np.array([0.1, 0.5, 0.9]), trajectory_bytes=0)
+
+
+def test_every_figure_builder_stores_a_caption():
+    runs = [fake_seed_run(0), fake_seed_run(1)]
+    regimes = [protocol.RegimeRun(seed, regime, {t: 0.9 for t in TASKS}, [0.0, 0.1],
+                                  np.full((2, len(TASKS)), 0.8), [0, 5], np.array([0.9, 0.3]))
+               for seed in (0, 1) for regime in protocol.REGIMES]
+    built = {"accuracy_figure": ch.accuracy_figure(runs, "reverse"),
+             "recovery_figure": ch.recovery_figure(runs, "reverse"), "spectrum_figure": ch.spectrum_figure(runs),
+             "capture_figure": ch.capture_figure(runs), "drift_figure": ch.drift_figure(runs[0], 2),
+             "lag_figure": ch.lag_figure(runs), "regime_figure": ch.regime_figure(regimes, "reverse")}
+    assert set(built) == {name for name in vars(figures) if name.endswith("_figure")}  # none left out
+    for name, fig in built.items():
+        caption = fig.layout.meta["caption"]
+        assert caption.strip() and "<" not in caption and "**" not in caption, name  # plain text
+    assert "2 seeds (0, 1)" in built["capture_figure"].layout.meta["caption"]
+    assert "seed 0" in built["drift_figure"].layout.meta["caption"]
+    assert "no error bars" in ch.lag_figure(runs[:1]).layout.meta["caption"]
 
 
 def test_protocol_on_a_micro_model():
