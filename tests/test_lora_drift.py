@@ -8,6 +8,7 @@ import torch
 
 from lls import lora, models, subspace
 from lls.chapters import lora_drift as ch
+from lls.chapters.lora_drift import figures
 from lls.chapters.lora_drift.analysis import first_k_reaching, undone
 from lls.chapters.lora_drift.claims import c2_verdict, c3_verdict, c4_verdict
 from lls.chapters.lora_drift.protocol import TaskBatches, weight_change_captures
@@ -130,6 +131,20 @@ def test_undone_and_summary_of_fake_runs():
     assert s.halving_lags == [4.0, 4.0] and s.static_k == 2
     assert list(s.paper_static) == ["gradient SVD", "task-A adapter"]
     assert ch.extra_numbers(s)["static_gradient SVD"] == pytest.approx(0.02)
+
+
+def test_every_figure_builder_stores_a_caption():
+    cfg = resolve("03_lora_drift", "smoke", **TINY)
+    runs = [fake_run(0, 0.8, 1.5), fake_run(1, 0.6, 0.3)]
+    built = {"prefix_figure": ch.prefix_figure(cfg, runs),
+             "static_figure": ch.static_figure(cfg, runs, ch.summarize(cfg, runs)),
+             "drift_figure": ch.drift_figure(cfg, runs[0]), "lag_figure": ch.lag_figure(runs)}
+    assert set(built) == {name for name in vars(figures) if name.endswith("_figure")}  # none left out
+    for name, fig in built.items():
+        caption = fig.layout.meta["caption"]
+        assert caption.strip() and "<" not in caption and "**" not in caption, name  # plain text
+    assert "2 runs (m; task A plural; seeds 0, 1)" in built["prefix_figure"].layout.meta["caption"]
+    assert "seed 0" in built["drift_figure"].layout.meta["caption"]
 
 
 # --- verdict rules (hand-built summaries) --------------------------------------------------------
