@@ -155,12 +155,26 @@ def test_figures_and_tables_build():
     curves, ranking = fake_curves(), fake_ranking([5, 4, 3, 2, 1])
     assert len(ch.figure_diagnostic([curves, curves]).data) == 8
     assert len(ch.figure_best_of_n(curves, [curves], ranking).data) > 6
-    assert len(ch.figure_density(ranking).data) == 4
+    assert len(ch.figure_density(ranking).data) == 2 * (len(ranking.names) + 1)  # a marker per subspace, theory
     table = ch.ranking_table(ranking).splitlines()
     assert len(table) == 2 + 5 and table[2].startswith("| a ")
     assert len(ch.curves_table([curves]).splitlines()) == 2 + 3
     assert "ratio" in ch.ratios_table(ch.c5_ratios([curves], []))
 
+
+
+def test_every_figure_has_a_caption_built_from_its_inputs():
+    curves, ranking = fake_curves(), fake_ranking([5, 4, 3, 2, 1])
+    randopt = RandOptResult(scores=np.zeros(7), top=[3, 1], base_accuracy=0.1,
+                            member_accuracy=np.array([0.2, 0.1]), ensemble_accuracy=0.3)
+    figures = [ch.figure_diagnostic([curves, curves]), ch.figure_best_of_n(curves, [curves], ranking),
+               ch.figure_density(ranking), ch.figure_randopt(randopt)]
+    captions = [fig.layout.meta["caption"] for fig in figures]
+    assert all(isinstance(c, str) and c.strip() and "<" not in c for c in captions)
+    assert "512 pairs at each of 3 σ" in captions[0]
+    assert "7 searches in spaces of 1 to 10,000 dimensions" in captions[1]  # 2 local-linear σ + 5 subspaces
+    assert "mean over 2 search seeds" in captions[2] and "best of 64" in captions[2]
+    assert "top 2 of 7" in captions[3]
 
 def test_claim_n():
     assert protocol.claim_n(4) == 2 and protocol.claim_n(1024) == 256

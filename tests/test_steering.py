@@ -381,6 +381,25 @@ def test_explorer_figure_has_one_slider_step_per_block_and_valid_json():
     assert len(ch.cosine_figure(_alignment(layers=3), layer=1).data) == 8
 
 
+
+def test_every_figure_has_a_caption_built_from_its_inputs():
+    import numpy as np
+
+    from lls.chapters import steering as ch
+
+    grid = _grid(4.0, 6.0, 1.0)
+    for name in ("accuracy", "margin", "signed_margin", "perplexity"):  # a second block, without LoRA and random
+        values = np.concatenate([getattr(grid, name)] * 2, axis=1)
+        values[2:, 0] = np.nan
+        setattr(grid, name, values)
+    grid.layers, grid.norms = [1, 3], np.ones(2)
+    explorer = ch.explorer_figure(grid).layout.meta["caption"]
+    cosine = ch.cosine_figure(_alignment(layers=3), layer=1).layout.meta["caption"]
+    assert all(c.strip() and "<" not in c for c in (explorer, cosine))
+    assert "100 held-out statements" in explorer and '"step (LoRA)" and "random" are measured' in explorer
+    assert "only block" not in ch.explorer_figure(_grid(4.0, 6.0, 1.0)).layout.meta["caption"]  # one block
+    assert "mean over 2 data splits" in cosine and "3 blocks of m" in cosine
+
 def test_split_halves_keep_true_and_false_twins_together():
     from lls import textdata
     from lls.chapters import steering as ch

@@ -10,7 +10,7 @@ from lls.chapters.random_search.analysis import predicted
 from lls.chapters.random_search.config import ODD_TOL
 from lls.chapters.random_search.protocol import Curves, Ranking
 from lls.grids import powers_of_two
-from lls.plots import panels
+from lls.plots import captioned, panels
 from lls.randopt import RandOptResult
 
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -34,7 +34,14 @@ def figure_diagnostic(curves: list[Curves]) -> go.Figure:
         fig.update_xaxes(type="log", title_text="σ (per coordinate)", row=1, col=j)
         fig.update_yaxes(type="log", row=1, col=j)
     fig.update_layout(title="F1/F2 diagnostic: local-linear where the odd part dominates", height=420)
-    return fig
+    grids = "; ".join(f"{c.name}: {c.diag.f1.shape[1]} pairs at each of {len(c.diag.sigmas)} σ" for c in curves)
+    return captioned(fig, (
+        "Markers: the spread (standard deviation over the antithetic pairs) of the odd part F1 = [L(θ+ε) − L(θ−ε)]/2 "
+        "and the absolute mean of the even part F2 (error bars: one standard error of that mean), in nats, against "
+        f"the per-coordinate σ on log-log axes, the same directions ε reused at every σ ({grids}); dotted: "
+        "σ‖g‖ from the autograd gradient and σ² |tr H| / 2 from the Hutchinson trace. Look for the σ where the "
+        "blue markers lie above the red ones and on their dotted line: there a random perturbation acts mostly "
+        "through its first-order term (local-linear)."))
 
 
 def _gain_panel(fig: go.Figure, synthetic: Curves) -> None:
@@ -61,6 +68,7 @@ def figure_best_of_n(synthetic: Curves, c5_curves: list[Curves], ranking: Rankin
     ns_all = powers_of_two(max(run.n for c in c5_curves for run in c.searches()))
     fig.add_trace(go.Scatter(x=ns_all, y=[theory.expected_max_normal(n) for n in ns_all], mode="lines",
                              line={"color": "black", "width": 3}, name="e_N (Theorem 1)"), row=1, col=2)
+    dims = []  # the dimension of each search on the right, for the caption
     for c in c5_curves:
         linear = dict(zip(c.diag.sigmas.tolist(), c.diag.linear(odd_tol=ODD_TOL).tolist(), strict=True))
         for run in c.searches():
@@ -69,17 +77,32 @@ def figure_best_of_n(synthetic: Curves, c5_curves: list[Curves], ranking: Rankin
                 fig.add_trace(go.Scatter(x=ns, y=run.first_order_curve(ns) / (run.sigma * c.grad_norm),
                                          mode="lines", opacity=0.6, name=f"{c.name}, σ={run.sigma:.2g}"),
                               row=1, col=2)
+                dims.append(c.dim)
     for j, name in enumerate(ranking.names):
         run = ranking.searches[0][j]
         ns = powers_of_two(run.n)
         scale = run.sigma * np.sqrt(ranking.mass_seed[0, j])
         fig.add_trace(go.Scatter(x=ns, y=run.first_order_curve(ns) / scale,
                                  mode="lines", opacity=0.6, name=f"{name} (k={ranking.dims[j]:,})"), row=1, col=2)
+        dims.append(int(ranking.dims[j]))
     fig.update_xaxes(type="log", title_text="N", row=1, col=1)
     fig.update_xaxes(type="log", title_text="N", row=1, col=2)
     fig.update_yaxes(title_text="loss decrease (nats)", row=1, col=1)
     fig.update_layout(height=520, legend={"font": {"size": 9}})
-    return fig
+    return captioned(fig, _best_of_n_caption(synthetic, ranking, dims))
+
+
+def _best_of_n_caption(synthetic: Curves, ranking: Ranking, dims: list[int]) -> str:
+    """The caption of :func:`figure_best_of_n`; ``dims``: the dimension of each search on the right."""
+    left = synthetic.searches()
+    return (f"Left: expected loss decrease (nats) of the best of N random perturbations of {synthetic.name} "
+            f"against N, one line per search ({len(left)} searches, one seed each, up to "
+            f"{max(run.n for run in left)} candidates), estimated without bias from all subsets of the candidates "
+            "evaluated; dotted: Theorem 1's σ‖g‖e_N minus σ² tr H / 2. Right: the first-order part E[max of N (−F1)] "
+            f"divided by σ‖Uᵀg‖ for {len(dims)} searches in spaces of {min(dims):,} to {max(dims):,} dimensions "
+            f"(each grid's local-linear σ and the {len(ranking.names)} C6 subspaces at norm r = {ranking.norm:.3g}, "
+            "first search seed), against e_N (black). Look for the right-hand curves falling on e_N whatever the "
+            "dimension of the space.")
 
 
 def figure_density(ranking: Ranking) -> go.Figure:
@@ -98,7 +121,15 @@ def figure_density(ranking: Ranking) -> go.Figure:
         fig.update_xaxes(type="log", row=1, col=col)
     fig.update_yaxes(title_text=f"best-of-{ranking.n} loss decrease (nats)", row=1, col=1)
     fig.update_layout(title=f"C6: subspaces at one norm, r = {ranking.norm:.3g}", height=460)
-    return fig
+    seeds = len(ranking.seeds)
+    spread = (f"mean over {seeds} search seeds, error bars one standard deviation across them" if seeds > 1
+              else "one search seed, no error bars")
+    return captioned(fig, (
+        f"Expected loss decrease (nats) of the best of {ranking.n} random perturbations ({spread}) in each of "
+        f"{len(ranking.names)} subspaces searched at the same expected perturbation norm r = {ranking.norm:.3g}, "
+        "against the gradient's density ‖Uᵀg‖²/k in the subspace (left) and its mass ‖Uᵀg‖² (right), log x; "
+        "black crosses: Proposition 1's r √density e_N minus the curvature term r² tr(UᵀHU) / (2k). "
+        "C6 holds where the gains rise with density on the left, whatever their order by mass on the right."))
 
 
 def figure_randopt(result: RandOptResult) -> go.Figure:
@@ -109,4 +140,8 @@ def figure_randopt(result: RandOptResult) -> go.Figure:
     fig = go.Figure(go.Bar(x=labels, y=values, marker_color=colors))
     fig.update_layout(title="RandOpt: the top K and their vote",
                       yaxis_title="accuracy", height=380)
-    return fig
+    return captioned(fig, (
+        "Task-A exact-match accuracy (fraction of test sequences whose whole answer is right) of the unperturbed "
+        f"model (grey), of each of the top {len(result.top)} of {len(result.scores)} random perturbations ranked "
+        "by task-A loss on the search batch (#1 the best), and of their majority vote (orange); one selection run, "
+        "no error bars. Look for the vote above the unperturbed model and above its best member."))
