@@ -4,7 +4,8 @@
 in Debian's Chromium (through playwright) at each viewport width, blocks every request that is
 not to the local server, and checks, for every plotly figure:
 
-* it drew marks (lines, points, bars, heatmap images);
+* it drew marks (lines, points, bars, heatmap images), and a caption and a CSV link stand under it
+  (chapters; the scorecard's figure has its own caption);
 * no text (title, axis title, legend item, annotation, slider label, colour-bar title) extends
   past the figure's box; the legend does not intersect the slider; no two annotations overlap;
   the title touches neither the legend nor an annotation (panel titles are annotations); no
@@ -36,6 +37,9 @@ WIDTHS = (1300, 800)
 MARKS = """gd => Array.from(gd.querySelectorAll(
   'path.js-line, path.point, .barlayer path, .boxlayer path, .heatmaplayer image, .imagelayer image'))
   .filter(m => m.tagName === 'image' || (m.getAttribute('d') || '').length > 4).length"""
+
+CAPTIONED = """gd => { const f = gd.closest('figure.lls-figure'); const c = f && f.querySelector('figcaption');
+  return !!c && c.textContent.replace('data (CSV)', '').trim().length > 20 && !!c.querySelector('a[download]'); }"""
 
 LAYOUT = """gd => {
   const box = gd.getBoundingClientRect(), out = [];
@@ -119,6 +123,8 @@ def _check_page(page, url: str, name: str, width: int, shots: Path) -> list[str]
         where = f"{name} @{width}px, figure {index + 1}"
         if plot.evaluate(MARKS) == 0:
             problems.append(f"{where}: drew no data")
+        if not name.startswith("scorecard") and not plot.evaluate(CAPTIONED):
+            problems.append(f"{where}: has no caption")
         problems += [f"{where}: {p}" for p in plot.evaluate(LAYOUT)]
         if plot.locator(".slider-rail-touch-rect").count() and not _move_slider(page, plot):
             problems.append(f"{where}: moving the slider did not change the plot")
