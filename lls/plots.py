@@ -90,6 +90,20 @@ def fit_top_margin(fig: go.Figure) -> None:
     fig.update_layout(margin_t=title_px + panel_px + 10)
 
 
+def fit_legend_height(fig: go.Figure) -> None:
+    """Grow the figure's height so that its vertical legend (one line per named trace, a small gap
+    between legend groups) fits beside the plot instead of running past the figure's bottom."""
+    if fig.layout.showlegend is False or fig.layout.legend.orientation == "h":
+        return
+    entries = [t for t in fig.data if t.showlegend is not False and t.name]
+    groups = {t.legendgroup for t in entries}
+    font = fig.layout.legend.font.size or HOUSE.layout.legend.font.size
+    gap = fig.layout.legend.tracegroupgap or HOUSE.layout.legend.tracegroupgap
+    needed = (fig.layout.margin.t or 60) + len(entries) * (font + 12) + len(groups) * gap + 20  # hangs from the top
+    if needed > (fig.layout.height or 450):
+        fig.update_layout(height=needed)
+
+
 def captioned(fig: go.Figure, caption: str) -> go.Figure:
     """Store ``caption`` with ``fig`` (in ``layout.meta``) for :func:`show`; returns ``fig``."""
     fig.update_layout(meta={**(fig.layout.meta if isinstance(fig.layout.meta, dict) else {}), "caption": caption})
@@ -141,6 +155,7 @@ def show(fig: go.Figure, caption: str | None = None, name: str | None = None) ->
     if fig.layout.title.text and "<br>" not in title:  # a long title wraps rather than runs off a narrow page
         fig.update_layout(title_text=_wrapped(title, NARROW_PLOT_PX + 60, HOUSE.layout.title.font.size))
     fit_top_margin(fig)
+    fit_legend_height(fig)
     name = _slug(name or title)
     plot = fig.to_html(full_html=False, include_plotlyjs=False, config={"responsive": True})
     data = base64.b64encode(figure_csv(fig).encode()).decode()

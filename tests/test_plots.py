@@ -72,3 +72,14 @@ def test_show_puts_the_stored_caption_and_a_csv_link_under_the_figure(monkeypatc
     data = page.split("base64,")[1].split('"')[0]
     assert base64.b64decode(data).decode().splitlines()[1] == "p,1,2,,"
     assert 'download="a-title.csv"' in page
+
+
+def test_a_long_legend_makes_the_figure_tall_enough():
+    from lls.plots import fit_legend_height
+
+    fig = go.Figure([go.Scatter(x=[0], y=[i], name=f"curve {i}") for i in range(40)], layout={"height": 400})
+    fit_legend_height(fig)
+    assert fig.layout.height >= 40 * 19
+    short = go.Figure([go.Scatter(x=[0], y=[0], name="one")], layout={"height": 400})
+    fit_legend_height(short)
+    assert short.layout.height == 400
