@@ -99,7 +99,8 @@ def fit_legend_height(fig: go.Figure) -> None:
     groups = {t.legendgroup for t in entries}
     font = fig.layout.legend.font.size or HOUSE.layout.legend.font.size
     gap = fig.layout.legend.tracegroupgap or HOUSE.layout.legend.tracegroupgap
-    needed = (fig.layout.margin.t or 60) + len(entries) * (font + 12) + len(groups) * gap + 20  # hangs from the top
+    legend_px = len(entries) * (font + 12) + len(groups) * gap + 10  # plotly scrolls a legend taller than the plot
+    needed = (fig.layout.margin.t or 60) + legend_px + (fig.layout.margin.b or 50)
     if needed > (fig.layout.height or 450):
         fig.update_layout(height=needed)
 
