@@ -17,6 +17,7 @@ from lls.claims import Claim
 from lls.metrics import save
 from lls.presets import Config, resolve
 from lls.provenance import provenance_details, provenance_line
+from lls.tables import markdown_table
 
 
 def batch_mode() -> bool:
@@ -46,14 +47,14 @@ def seed_everything(seed: int) -> None:
 
 def claims_table(claims: Sequence[Claim]) -> str:
     """A Markdown table: claim, the paper's number, ours (± spread), verdict, what was measured."""
-    rows = ["| claim | paper | ours | verdict | what we measured |", "|---|---|---|---|---|"]
+    rows = []
     for c in claims:
         ours = "—" if c.value is None else f"{c.value:.3g}"
         if c.spread is not None:
             ours += f" ± {c.spread:.2g}"
         paper = "qualitative" if c.paper is None else f"{c.paper:g} {c.paper_unit or ''}"
-        rows.append(f"| {c.id} | {paper} | {ours} {c.unit} | {c.verdict} | {c.note} |")
-    return "\n".join(rows)
+        rows.append([c.id, paper, f"{ours} {c.unit}", c.verdict, c.note])
+    return markdown_table(["claim", "paper", "ours", "verdict", "what we measured"], rows)
 
 
 def finish(cfg: Config, claims: Sequence[Claim], **extra) -> None:

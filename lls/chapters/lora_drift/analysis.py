@@ -15,6 +15,7 @@ from lls.chapters.lora_drift.config import Config
 from lls.chapters.lora_drift.protocol import RunResult
 from lls.claims import REGISTRY, threshold
 from lls.stats import mean_spread
+from lls.tables import markdown_table
 
 MeanSpread = tuple[float | None, float | None]
 
@@ -200,13 +201,10 @@ def run_label(r: RunResult) -> str:
 
 def evals_table(runs: list[RunResult]) -> str:
     """Markdown table: task-A and task-B answer loss (accuracy) after each phase, per run."""
-    rows = ["| model | pair (A, B) | seed | task | start | after A | after B | after recovery |",
-            "|---|---|---|---|---|---|---|---|"]
-    for r in runs:
-        for task in r.pair:
-            cells = [f"{r.evals[p][task]['loss']:.2f} ({r.evals[p][task]['accuracy']:.0%})" for p in r.evals]
-            rows.append(f"| {r.model} | {', '.join(r.pair)} | {r.seed} | {task} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+    head = ["model", "pair (A, B)", "seed", "task", "start", "after A", "after B", "after recovery"]
+    return markdown_table(head, [[r.model, ", ".join(r.pair), r.seed, task,
+                                  *(f"{r.evals[p][task]['loss']:.2f} ({r.evals[p][task]['accuracy']:.0%})"
+                                    for p in r.evals)] for r in runs for task in r.pair])
 
 
 def timings_report(runs: list[RunResult]) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 
 from lls.chapters.steering.protocol import Alignment, Results, SteeringGrid
 from lls.stats import mean_spread
+from lls.tables import markdown_table
 
 
 def gain(grid: SteeringGrid) -> np.ndarray:
@@ -51,15 +52,13 @@ def table6(grid: SteeringGrid) -> list[dict]:
 
 def table6_markdown(rows: list[dict], baselines: dict[str, dict]) -> str:
     """A Markdown table of :func:`table6` rows (several models), with each model's baseline."""
-    lines = ["| model | vector | layer | best scale | target gain (acc. pts) | Δ signed margin (nats) "
-             "| Δ lean to True (nats) | side cost (Δ ppl %) |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['model']} | {r['vector']} | {r['layer']} | {r['scale']:+g} | {r['target_gain']:+.1f} "
-                     f"| {r['margin_gain']:+.2f} | {r['lean']:+.2f} | {r['side_cost']:+.1f} |")
-    for model, base in baselines.items():
-        lines.append(f"| {model} | (unsteered) | — | 0 | acc. {100 * base['accuracy']:.1f} % "
-                     f"| {base['signed_margin']:.2f} | {base['margin']:.2f} | ppl {base['perplexity']:.1f} |")
-    return "\n".join(lines)
+    head = ["model", "vector", "layer", "best scale", "target gain (acc. pts)", "Δ signed margin (nats)",
+            "Δ lean to True (nats)", "side cost (Δ ppl %)"]
+    steered = [[r["model"], r["vector"], r["layer"], f"{r['scale']:+g}", f"{r['target_gain']:+.1f}",
+                f"{r['margin_gain']:+.2f}", f"{r['lean']:+.2f}", f"{r['side_cost']:+.1f}"] for r in rows]
+    unsteered = [[model, "(unsteered)", "—", 0, f"acc. {100 * base['accuracy']:.1f} %", f"{base['signed_margin']:.2f}",
+                  f"{base['margin']:.2f}", f"ppl {base['perplexity']:.1f}"] for model, base in baselines.items()]
+    return markdown_table(head, steered + unsteered)
 
 
 def response_similarity(grid: SteeringGrid, vector: str, reference: str = "CAA") -> float:

@@ -14,6 +14,7 @@ from lls.seeds import generator
 from lls.stats import mean_spread
 from lls.subspace import halving_lag
 from lls.synthetic import TASKS
+from lls.tables import markdown_table
 
 STATIC_BASES = ("gradient SVD at θ0", "gradient SVD at θ_f", "Hessian top-k at θ_f", "task vector θ0−θ_f")
 """The bases computed before recovery that C2 compares (the Krylov basis is reported beside them)."""
@@ -150,23 +151,16 @@ def summarize(cfg: Config, runs: list[SeedRun], regime_runs: list[RegimeRun]) ->
 def seed_table(runs: list[SeedRun], task: str) -> str:
     """Markdown table, one row per seed: accuracy per task at theta0, on A at theta_f and theta_r, memory."""
     head = ["seed", *(f"{t} at θ0" for t in TASKS), f"{task} at θ_f", f"{task} at θ_r", "trajectory memory (MiB)"]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in runs:
-        cells = [f"{r.acc0[t]:.3f}" for t in TASKS] + [f"{r.acc_f[task]:.3f}", f"{r.acc_r[task]:.3f}",
-                                                       f"{r.trajectory_bytes / 2**20:.1f}"]
-        rows.append(f"| {r.seed} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+    return markdown_table(head, [[r.seed, *(f"{r.acc0[t]:.3f}" for t in TASKS), f"{r.acc_f[task]:.3f}",
+                                  f"{r.acc_r[task]:.3f}", f"{r.trajectory_bytes / 2**20:.1f}"] for r in runs])
 
 
 def capture_table(runs: list[SeedRun]) -> str:
     """Markdown table: capture of Δ by each basis for each k (mean over seeds), with k/D."""
     k_list = runs[0].ks
-    rows = ["| basis | " + " | ".join(f"k={k}" for k in k_list) + " |", "|---" * (len(k_list) + 1) + "|"]
-    for name in runs[0].capture:
-        mean = np.mean([r.capture[name] for r in runs], axis=0)
-        rows.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in mean) + " |")
-    rows.append("| k/D (random, expected) | " + " | ".join(f"{k / runs[0].dim:.1e}" for k in k_list) + " |")
-    return "Capture of Δ, mean over seeds:\n\n" + "\n".join(rows)
+    rows = [[name, *(f"{v:.3f}" for v in np.mean([r.capture[name] for r in runs], axis=0))] for name in runs[0].capture]
+    rows.append(["k/D (random, expected)", *(f"{k / runs[0].dim:.1e}" for k in k_list)])
+    return "Capture of Δ, mean over seeds:\n\n" + markdown_table(["basis", *(f"k={k}" for k in k_list)], rows)
 
 
 def regime_table(summary: Summary, sigma: float) -> str:
@@ -174,11 +168,9 @@ def regime_table(summary: Summary, sigma: float) -> str:
     task = summary.task
     head = ["regime", *TASKS, "mean", f"lost on {task}, noise σ={sigma:g}", f"lost (all tasks), noise σ={sigma:g}",
             f"lost on {task} by forgetting"]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for regime, row in summary.regimes.items():
-        cells = [f"{100 * row[t]:.1f}" for t in (*TASKS, "mean", "noise loss A", "noise loss", "forget loss A")]
-        rows.append(f"| {regime} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+    columns = (*TASKS, "mean", "noise loss A", "noise loss", "forget loss A")
+    return markdown_table(head, [[regime, *(f"{100 * row[t]:.1f}" for t in columns)]
+                                 for regime, row in summary.regimes.items()])
 
 
 def lag_lines(summary: Summary) -> str:

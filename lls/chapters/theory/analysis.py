@@ -7,7 +7,6 @@ One summary per section (:func:`summarize_theorem1`, ...); :class:`Summary` hold
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +16,7 @@ from lls import search, theory
 from lls.chapters.theory import results
 from lls.chapters.theory.config import Config
 from lls.claims import REGISTRY
+from lls.tables import markdown_table
 
 PUSHFORWARD_TOL = 0.1
 """Relative error of ``J dtheta`` up to which the whole-model first-order prediction counts as holding."""
@@ -24,12 +24,6 @@ PUSHFORWARD_FIT_MAX = 0.3
 """Errors above this are left out of the slope fit (past the first-order regime)."""
 KRYLOV_SHOWN_KS = (1, 3, 5, 10)
 """Basis sizes whose captures the Lemma 1 table lists."""
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A Markdown table of already formatted cells."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 # --- e_N and Theorem 1 ---------------------------------------------------------------------------
