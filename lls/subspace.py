@@ -116,6 +116,13 @@ def singular_values(rows: torch.Tensor) -> np.ndarray:
     return _gram_eigh(rows)[0].sqrt().numpy()
 
 
+def numerical_rank(rows: torch.Tensor) -> int:
+    """Numerical rank of a stack (n, D): singular values above ``DROP_TOL`` times the largest
+    (the rule :func:`top_k_basis` applies)."""
+    sv = singular_values(rows)
+    return int((sv > sv[0] * DROP_TOL).sum()) if len(sv) else 0
+
+
 def top_k_basis(rows: torch.Tensor, k: int) -> torch.Tensor:
     """The top-``k`` right singular vectors of ``rows`` (n, D) as a basis (D, k).
 

@@ -227,7 +227,7 @@ def static_bases(spec: RunSpec, space, grad_batches: list[dict], watch: Stopwatc
     mean gradient, both from Hessian-vector products of the answer loss on the first two batches.
     """
     grads = batch_gradients(space, answer_loss, grad_batches).cpu()
-    bases = {"gradient SVD": subspace.top_k_basis(grads, min(spec.k_static, numerical_rank(grads))),
+    bases = {"gradient SVD": subspace.top_k_basis(grads, min(spec.k_static, subspace.numerical_rank(grads))),
              "random": subspace.random_basis(space.dim, spec.k_static,
                                              seeds.generator(spec.seed, "random basis"))}
     watch.lap("gradient SVD")
@@ -256,17 +256,11 @@ def drift(space, recovered: Trajectory, grad_batches: list[dict], drift_k: int,
     for step in steps:
         space.set_(recovered.checkpoints[step])
         g = batch_gradients(space, answer_loss, grad_batches).cpu()
-        full = subspace.top_k_basis(g, numerical_rank(g))
+        full = subspace.top_k_basis(g, subspace.numerical_rank(g))
         bases.append(full[:, :drift_k])
         captures.append(subspace.capture_curve(full, delta, range(1, n_grad_batches + 1)))
     space.set_(recovered.end)
     return steps, subspace.overlap_matrix(bases), np.asarray(captures)
-
-
-def numerical_rank(rows: torch.Tensor) -> int:
-    """Numerical rank of a stack of gradients (n, D), by :func:`lls.subspace.top_k_basis`'s rule."""
-    sv = subspace.singular_values(rows)
-    return int((sv > sv[0] * subspace.DROP_TOL).sum())
 
 
 def weight_change_captures(peft_model, recovered, theta_a: torch.Tensor, k_max: int) -> dict:
