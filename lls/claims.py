@@ -149,8 +149,8 @@ class Claim:
     ``value`` is our number (mean over ``seeds`` when several), ``spread`` its standard deviation
     over seeds (``None`` for one seed), ``unit`` how to read it, ``verdict`` one of
     :data:`VERDICTS`, ``note`` what was measured; ``n``, ``ci`` and ``interval_method`` give the
-    interval the verdict was decided on (see :meth:`from_interval`). ``paper``, ``paper_unit`` and
-    ``kind`` are filled from :data:`REGISTRY`.
+    interval the verdict was decided on (see :meth:`from_interval`). ``paper`` and ``paper_unit``
+    are filled from :data:`REGISTRY`, and ``kind`` too unless given.
     """
 
     id: str
@@ -167,9 +167,11 @@ class Claim:
     interval_method: str = ""
     """how ``ci`` was computed and over what, e.g. "95% t-interval over 3 seeds"; for a ``spread``
     that is not an SD across independent seeds (a Monte-Carlo SE, searches on one model), it says so"""
+    kind: str | None = None
+    """``math`` or ``empirical``; ``None`` takes the registry's kind (a chapter that measures a
+    ``math`` claim on trained models passes ``empirical``)"""
     paper: float | None = field(init=False)
     paper_unit: str | None = field(init=False)
-    kind: str = field(init=False)
 
     def __post_init__(self):
         if self.id not in REGISTRY:
@@ -177,7 +179,10 @@ class Claim:
         if self.verdict not in VERDICTS:
             raise ValueError(f"unknown verdict {self.verdict!r}; use one of {VERDICTS}")
         spec = REGISTRY[self.id]
-        self.paper, self.paper_unit, self.kind = spec.paper, spec.paper_unit, spec.kind
+        self.paper, self.paper_unit = spec.paper, spec.paper_unit
+        self.kind = self.kind or spec.kind
+        if self.kind not in KINDS:
+            raise ValueError(f"claim {self.id}: unknown kind {self.kind!r}; use one of {KINDS}")
         if self.value is not None:
             self.value = float(self.value)
             if not math.isfinite(self.value):

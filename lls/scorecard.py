@@ -61,7 +61,7 @@ def scorecard_markdown(preset: str, root: Path | None = None) -> str:
                         f"on {preset} |")
         for c in mine:
             paper = "qualitative" if c["paper"] is None else _number(c["paper"], c.get("paper_unit") or "")
-            rows.append(f"| {cid} | {spec.statement} | {spec.kind} | {paper} | {_number(c['value'], c.get('unit', ''))} "
+            rows.append(f"| {cid} | {spec.statement} | {c.get('kind') or spec.kind} | {paper} | {_number(c['value'], c.get('unit', ''))} "
                         f"| {c.get('n') or '—'} | {_interval(c)} | **{c['verdict']}** | "
                         f"[{c['chapter']}](../notebooks/{c['chapter']}.ipynb) | {c['note']} |")
     counts = ", ".join(f"{v}: {k}" for v, k in verdict_counts(claims).items() if k)

@@ -74,13 +74,16 @@ def capture_curve(basis: torch.Tensor, v: torch.Tensor, ks: Sequence[int]) -> np
     return np.asarray([cum[k - 1] if k <= len(cum) else np.nan for k in ks], dtype=float)
 
 
-def prefix_capture(rows: torch.Tensor, v: torch.Tensor, ks: Sequence[int]) -> np.ndarray:
+def prefix_capture(rows: torch.Tensor, v: torch.Tensor, ks: Sequence[int], tol: float = DROP_TOL) -> np.ndarray:
     """Capture of ``v`` (D,) by the span of the first ``k`` rows of ``rows`` (K, D), for each k.
 
     One orthonormalisation of all K rows serves every ``k`` (the basis is built in order), so
-    this costs ``O(K^2 D)``. Returns a float array with one entry per ``k`` in ``ks``.
+    this costs ``O(K^2 D)``. A row whose part outside the earlier rows' span is below ``tol``
+    of its norm is dropped as dependent (:data:`DROP_TOL` by default, a float32 rule; float64
+    rows can use a much smaller ``tol``, see :func:`kept_rows`). Returns a float array with one
+    entry per ``k`` in ``ks``.
     """
-    basis, origin = _gram_schmidt(rows)
+    basis, origin = _gram_schmidt(rows, tol)
     v = v.to(basis.dtype)
     share = (basis.T @ v).pow(2) / v.pow(2).sum()
     origin_t = torch.tensor(origin, dtype=torch.long)
@@ -90,6 +93,11 @@ def prefix_capture(rows: torch.Tensor, v: torch.Tensor, ks: Sequence[int]) -> np
             raise ValueError(f"k={k} is outside [0, {rows.shape[0]}] (the number of rows)")
         out.append(float(share[origin_t < k].sum()))
     return np.asarray(out)
+
+
+def kept_rows(rows: torch.Tensor, tol: float = DROP_TOL) -> int:
+    """How many rows of ``rows`` (K, D) :func:`prefix_capture` keeps as independent at ``tol``."""
+    return len(_gram_schmidt(rows, tol)[1])
 
 
 CHUNK = 1 << 20

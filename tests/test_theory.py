@@ -13,6 +13,7 @@ from lls import curvature, layers, lowrank_law, presets, subspace, theory
 from lls.chapters import theory as chapter
 from lls.chapters.theory import analysis, figures, protocol
 from lls.chapters.theory.claims import (
+    density_claim,
     density_verdict,
     krylov_claim,
     krylov_verdict,
@@ -249,7 +250,8 @@ def _f1f2_summary():
 def _lemma1():
     """A hand-made Lemma 1 result on a 20-dimensional quadratic, k = 1..3."""
     run = OptimizerRun(residual=np.array([1e-16, 1e-15, 1e-14]), prefix=np.array([0.5, 0.8, 1.0]),
-                       krylov=np.array([0.5, 0.8, 1.0]), loss_start=1.0, loss_end=0.1)
+                       krylov=np.array([0.5, 0.8, 1.0]), loss_start=1.0, loss_end=0.1, kept=3,
+                       prefix_float64=np.array([0.5, 0.8, 1.0]), kept_float64=3)
     return Lemma1Result(dim=20, ks=[1, 2, 3], krylov_dim=3, gd=run, adam=run, gd_closed_form_error=1e-15)
 
 
@@ -284,13 +286,15 @@ def _theorem1(pooled, pooled_se, p_value):
 def test_c5_rule_gives_each_verdict():
     z, p = threshold("C5", "theory_z"), threshold("C5", "theory_p")
     paper = REGISTRY["C5"].paper
-    assert theorem1_verdict(_theorem1(paper + 0.5 * z * 0.01, 0.01, 0.5)) == "reproduced"
-    assert theorem1_verdict(_theorem1(paper + 2 * z * 0.01, 0.01, 0.5)) == "partly"  # flat, off target
-    assert theorem1_verdict(_theorem1(paper, 0.01, p / 2)) == "partly"  # on target, depends on D
-    assert theorem1_verdict(_theorem1(paper + 2 * z * 0.01, 0.01, p / 2)) == "not reproduced"
-    assert theorem1_verdict(_theorem1(paper, 0.01, p)) == "partly"  # p must exceed theory_p
+    assert theorem1_verdict(_theorem1(paper + 0.5 * z * 0.01, 0.01, 0.5)) == "verified (math)"
+    assert theorem1_verdict(_theorem1(paper + 2 * z * 0.01, 0.01, 0.5)) == "contradicted"  # flat, off target
+    assert theorem1_verdict(_theorem1(paper, 0.01, p / 2)) == "contradicted"  # on target, depends on D
+    assert theorem1_verdict(_theorem1(paper + 2 * z * 0.01, 0.01, p / 2)) == "contradicted"
+    assert theorem1_verdict(_theorem1(paper, 0.01, p)) == "contradicted"  # p must exceed theory_p
     claim = theorem1_claim(_theorem1(0.98, 0.01, 0.5))
-    assert (claim.value, claim.spread, claim.paper) == (0.98, 0.01, paper)
+    assert (claim.value, claim.spread, claim.paper, claim.kind) == (0.98, 0.01, paper, "math")
+    assert claim.ci == pytest.approx([0.98 - 1.96 * 0.01, 0.98 + 1.96 * 0.01], abs=1e-4)
+    assert "not an SD over seeds" in claim.interval_method
 
 
 def _density(mean_gains, rho=None):
@@ -306,27 +310,29 @@ def test_c6_rule_gives_each_verdict():
     good = _density([3.0, 2.0, 1.0])
     assert good.names == good.by_density == ["X", "Y", "Z"] and good.rho_density == pytest.approx(1.0)
     assert good.rho_mass == pytest.approx(-1.0)
-    assert density_verdict(good) == "reproduced"
+    assert density_verdict(good) == "verified (math)"
     swapped = _density([3.0, 1.0, 2.0])
     assert swapped.names == ["X", "Z", "Y"] and swapped.rho_density == pytest.approx(0.5)
-    assert density_verdict(swapped) == "not reproduced"
-    partly = threshold("C6", "theory_rho_partly")
-    assert density_verdict(_density([3.0, 1.0, 2.0], rho=partly)) == "partly"
-    assert density_verdict(_density([3.0, 1.0, 2.0], rho=partly - 0.01)) == "not reproduced"
+    assert density_verdict(swapped) == "contradicted"
+    near = threshold("C6", "theory_rho_partly")
+    assert density_verdict(_density([3.0, 1.0, 2.0], rho=near)) == "inconclusive"
+    assert density_verdict(_density([3.0, 1.0, 2.0], rho=near - 0.01)) == "contradicted"
+    assert density_claim(good).n == 2
 
 
 def test_c7_rule_gives_each_verdict():
     limit = threshold("C7", "residual_max")
     s = analysis.KrylovSummary(dim=100, k_max=12, gd_residual=limit / 10, adam_residual=0.5, prefix_gap=1e-4,
-                               gd_closed_form_error=1e-15)
-    assert krylov_verdict(s) == "reproduced"
-    assert krylov_verdict(replace(s, gd_residual=limit)) == "not reproduced"
+                               gd_closed_form_error=1e-15, kept=8, prefix_gap_float64=1e-6, kept_float64=11)
+    assert krylov_verdict(s) == "verified (math)"
+    assert krylov_verdict(replace(s, gd_residual=limit)) == "contradicted"
+    assert "keeps 8 of the first 12" in s.gap_sentence()
     assert krylov_claim(s).value == pytest.approx(limit / 10)
 
 
 def test_claim_texts_keep_markdown_tables_intact():
     s = analysis.KrylovSummary(dim=100, k_max=12, gd_residual=1e-15, adam_residual=0.5, prefix_gap=1e-4,
-                               gd_closed_form_error=1e-15)
+                               gd_closed_form_error=1e-15, kept=8, prefix_gap_float64=1e-6, kept_float64=11)
     cfg = presets.resolve("01_theory", "smoke")
     pf = analysis.summarize_pushforward(cfg, PushforwardResult(1, "q", 1e-5, 1e-14, 1.0, np.geomspace(1e-6, 1e-2, 3),
                                                                np.array([1e-3, 1e-2, 0.2]), np.ones(3), 10))
@@ -334,7 +340,7 @@ def test_claim_texts_keep_markdown_tables_intact():
                               krylov=s, pushforward=pf)
     out = chapter.claims(summary)
     assert [c.id for c in out] == ["C5", "C6", "C7"]
-    assert [c.verdict for c in out] == ["reproduced"] * 3
+    assert [c.verdict for c in out] == ["verified (math)"] * 3
     for claim in out:
         assert "|" not in claim.note + claim.unit, claim.id  # a pipe would split the scorecard's cells
 
@@ -355,7 +361,7 @@ def test_smoke_protocol_end_to_end(isolated):
         pushforward=analysis.summarize_pushforward(cfg, chapter.pushforward(cfg)))
     assert summary.pushforward.layer == 1  # pf_layer -1: the middle block of tiny-llama's two
     assert summary.pushforward.one_layer_float64 < 1e-10
-    assert [c.verdict for c in chapter.claims(summary)] == ["reproduced"] * 3
+    assert [c.verdict for c in chapter.claims(summary)] == ["verified (math)"] * 3
     extra = chapter.extra_metrics(summary)
     assert extra["theorem1_chi2_p"] == summary.theorem1.p_value and extra["krylov_prefix_gap"] < 1e-3
     # an analysis-only parameter (f1f2_n) reuses the cached diagnostic; a protocol one does not

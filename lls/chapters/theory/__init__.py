@@ -22,7 +22,7 @@ from lls.chapters.theory.analysis import (
     summarize_theorem1,
     theorem1_table,
 )
-from lls.chapters.theory.claims import claims
+from lls.chapters.theory.claims import claims, rules_text
 from lls.chapters.theory.config import PRESETS, Config
 from lls.chapters.theory.figures import (
     explore_text,
@@ -37,7 +37,7 @@ from lls.chapters.theory.figures import (
 from lls.chapters.theory.protocol import f1f2, lemma1, max_normal_check, proposition1, pushforward, theorem1
 
 __all__ = [
-    "PRESETS", "Config", "Summary", "claims", "density_table", "explore_text", "extra_metrics", "f1f2",
+    "PRESETS", "Config", "Summary", "claims", "density_table", "explore_text", "extra_metrics", "f1f2", "rules_text",
     "f1f2_table", "fig_collapse", "fig_density", "fig_f1f2", "fig_krylov", "fig_pushforward", "fig_second_order",
     "fig_sigma_explorer", "krylov_tables", "lemma1", "max_normal_check", "max_normal_table", "net_gain_table",
     "proposition1", "pushforward", "pushforward_table", "summarize_f1f2", "summarize_lemma1",

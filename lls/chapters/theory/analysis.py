@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from lls import search, theory
+from lls import search, subspace, theory
 from lls.chapters.theory import results
 from lls.chapters.theory.config import Config
 from lls.claims import REGISTRY
@@ -191,6 +191,8 @@ class DensitySummary:
     by_density: list[str]
     rho_density: float
     rho_mass: float
+    trials: int
+    """independent best-of-N searches per subspace"""
 
 
 def summarize_proposition1(cfg: Config, rows: list[results.SubspaceRow]) -> DensitySummary:
@@ -206,7 +208,7 @@ def summarize_proposition1(cfg: Config, rows: list[results.SubspaceRow]) -> Dens
         predicted=np.array([r.predicted for r in ordered]),
         by_density=[r.name for r in sorted(rows, key=lambda r: -r.density)],
         rho_density=float(stats.spearmanr(gain, [r.density for r in rows])[0]),
-        rho_mass=float(stats.spearmanr(gain, [r.mass for r in rows])[0]))
+        rho_mass=float(stats.spearmanr(gain, [r.mass for r in rows])[0]), trials=len(rows[0].gains))
 
 
 def density_table(s: DensitySummary) -> str:
@@ -224,7 +226,9 @@ def density_table(s: DensitySummary) -> str:
 class KrylovSummary:
     """Lemma 1 on the quadratic of dimension ``dim`` up to k = ``k_max``: the largest Krylov
     residual of GD's and Adam's updates, ``prefix_gap`` the largest |prefix - Krylov| capture of
-    GD's final displacement, and GD's deviation from its closed form."""
+    GD's final displacement when the prefix drops updates at the float32 rule ``drop_tol``
+    (keeping ``kept`` of the first ``k_max``), ``prefix_gap_float64`` the same at ``float64_tol``
+    (keeping ``kept_float64``), and GD's deviation from its closed form."""
 
     dim: int
     k_max: int
@@ -232,6 +236,20 @@ class KrylovSummary:
     adam_residual: float
     prefix_gap: float
     gd_closed_form_error: float
+    kept: int
+    prefix_gap_float64: float
+    kept_float64: int
+    drop_tol: float = subspace.DROP_TOL
+    float64_tol: float = results.FLOAT64_TOL
+
+    def gap_sentence(self) -> str:
+        """Why GD's prefix and the Krylov basis part, in numbers from the run."""
+        return (f"The largest gap between GD's prefix capture and the Krylov capture is {self.prefix_gap:.1e}. "
+                f"The prefix drops an update as dependent when less than {self.drop_tol:.0e} of its norm lies "
+                f"outside the earlier updates' span (the book's float32 rule, `lls.subspace.DROP_TOL`); at that "
+                f"rule it keeps {self.kept} of the first {self.k_max} float64 updates. At a float64 tolerance of "
+                f"{self.float64_tol:.0e} it keeps {self.kept_float64} and the gap falls to "
+                f"{self.prefix_gap_float64:.1e}: the dropped updates, not lost digits, make the gap.")
 
 
 def summarize_lemma1(l1: results.Lemma1Result) -> KrylovSummary:
@@ -239,7 +257,9 @@ def summarize_lemma1(l1: results.Lemma1Result) -> KrylovSummary:
     return KrylovSummary(dim=l1.dim, k_max=l1.ks[-1], gd_residual=float(np.max(l1.gd.residual)),
                          adam_residual=float(np.max(l1.adam.residual)),
                          prefix_gap=float(np.max(np.abs(l1.gd.prefix - l1.gd.krylov))),
-                         gd_closed_form_error=l1.gd_closed_form_error)
+                         gd_closed_form_error=l1.gd_closed_form_error, kept=l1.gd.kept,
+                         prefix_gap_float64=float(np.max(np.abs(l1.gd.prefix_float64 - l1.gd.krylov))),
+                         kept_float64=l1.gd.kept_float64)
 
 
 def krylov_tables(l1: results.Lemma1Result) -> tuple[str, str]:

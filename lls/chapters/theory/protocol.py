@@ -30,6 +30,7 @@ from lls import curvature, grids, layers, models, search, seeds, steering, subsp
 from lls.cache import cached
 from lls.chapters.theory.config import Config
 from lls.chapters.theory.results import (
+    FLOAT64_TOL,
     F1F2Run,
     F1F2Spec,
     Lemma1Result,
@@ -216,11 +217,15 @@ def _lemma1(spec: Lemma1Spec) -> Lemma1Result:
     for name, lr in (("sgd", 1.0), ("adam", spec.adam_lr)):
         updates = theory.optimizer_updates(toy.loss, d, name, lr, spec.l1_steps)
         displacement = updates.sum(0)
+        first = updates[:spec.l1_k_max]
         runs[name] = OptimizerRun(
             residual=theory.krylov_residuals(basis, updates),
             prefix=subspace.prefix_capture(updates, displacement, ks),
             krylov=np.array([subspace.capture(basis[:, :k], displacement) for k in ks]),
-            loss_start=float(toy.loss(theta0)), loss_end=float(toy.loss(displacement)))
+            loss_start=float(toy.loss(theta0)), loss_end=float(toy.loss(displacement)),
+            kept=subspace.kept_rows(first), prefix_float64=subspace.prefix_capture(updates, displacement, ks,
+                                                                                   tol=FLOAT64_TOL),
+            kept_float64=subspace.kept_rows(first, FLOAT64_TOL))
         if name == "sgd":
             closed = toy.gd_updates(lr, spec.l1_steps)
             closed_error = float((updates - closed).norm() / closed.norm())

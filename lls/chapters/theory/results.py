@@ -142,18 +142,28 @@ class Lemma1Spec:
     adam_lr: float
 
 
+FLOAT64_TOL = 1e-12
+"""Relative residual below which a float64 update counts as dependent on the earlier ones (four
+orders of magnitude above float64's rounding, as DROP_TOL = 1e-6 is for float32)."""
+
+
 @dataclass(frozen=True)
 class OptimizerRun:
     """One optimizer on the toy quadratic: ``residual`` (min(steps, k_max),) ``||(I - P_{s+1}) u_s||
     / ||u_s||`` against the HVP-built Krylov basis; ``prefix`` and ``krylov`` (k_max,) captures of
     the final displacement by the first k updates and by the first k Krylov vectors; the loss
-    at the start and at the end."""
+    at the start and at the end. ``prefix`` drops an update as dependent at the book's float32
+    rule (:data:`lls.subspace.DROP_TOL`), keeping ``kept`` of the first k_max; ``prefix_float64``
+    and ``kept_float64`` are the same at the float64 tolerance :data:`FLOAT64_TOL`."""
 
     residual: np.ndarray
     prefix: np.ndarray
     krylov: np.ndarray
     loss_start: float
     loss_end: float
+    kept: int
+    prefix_float64: np.ndarray
+    kept_float64: int
 
 
 @dataclass(frozen=True)
