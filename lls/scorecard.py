@@ -38,7 +38,13 @@ def _interval(claim: dict) -> str:
         return f"[{low:.3g}, {high:.3g}] ({claim.get('interval_method', '')})"
     if claim.get("spread") is not None:
         return f"± {claim['spread']:.2g} ({claim.get('interval_method') or 'SD across seeds'})"
-    return "—"
+    return claim.get("interval_method") or "—"
+
+
+def _label(claim: dict) -> str:
+    """The claim id, with what distinguishes several rows of one claim (concept, model variant)."""
+    qualifiers = [claim[key] for key in ("concept", "model_variant") if claim.get(key)]
+    return f"{claim['id']} ({', '.join(qualifiers)})" if qualifiers else claim["id"]
 
 
 def verdict_counts(claims: list[dict]) -> dict[str, int]:
@@ -61,7 +67,7 @@ def scorecard_markdown(preset: str, root: Path | None = None) -> str:
                         f"on {preset} |")
         for c in mine:
             paper = "qualitative" if c["paper"] is None else _number(c["paper"], c.get("paper_unit") or "")
-            rows.append(f"| {cid} | {spec.statement} | {c.get('kind') or spec.kind} | {paper} | {_number(c['value'], c.get('unit', ''))} "
+            rows.append(f"| {_label(c)} | {spec.statement} | {c.get('kind') or spec.kind} | {paper} | {_number(c['value'], c.get('unit', ''))} "
                         f"| {c.get('n') or '—'} | {_interval(c)} | **{c['verdict']}** | "
                         f"[{c['chapter']}](../notebooks/{c['chapter']}.ipynb) | {c['note']} |")
     counts = ", ".join(f"{v}: {k}" for v, k in verdict_counts(claims).items() if k)

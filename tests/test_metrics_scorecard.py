@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from lls import scorecard
 from lls.claims import REGISTRY, Claim, threshold
 from lls.metrics import save
 from lls.presets import resolve
@@ -48,3 +49,15 @@ def test_save_and_scorecard(isolated):
     assert "| C4 |" in card and "| 0.61 |" in card and "± 0.05 (SD across seeds)" in card and "**partly**" in card
     assert "| C11 |" in card and "not run" in card  # a claim no chapter measured
     assert scorecard_markdown("cpu").startswith("Verdicts on cpu: not run: 11.")
+
+
+def test_scorecard_rows_name_their_qualifiers_kind_and_interval(isolated):
+    cfg = resolve("04_random_search", "smoke")
+    save(cfg, [Claim("C5", 0.97, "reproduced", "searches", n=6, ci=[0.9, 1.04], interval_method="95% t over 6",
+                     kind="empirical"),
+               Claim("C7", 1e-15, "verified (math)", "quadratic", interval_method="no interval: deterministic")])
+    card = scorecard_markdown("smoke")
+    assert "| C5 | " in card and "| empirical |" in card and "[0.9, 1.04] (95% t over 6)" in card
+    assert "| no interval: deterministic |" in card and "**verified (math)**" in card
+    assert scorecard._label({"id": "C8", "concept": "plural", "model_variant": "tuned"}) == "C8 (plural, tuned)"
+    assert scorecard._label({"id": "C8", "concept": ""}) == "C8"
