@@ -118,8 +118,8 @@ def batch_gradients(space: ParamSpace, batch_loss: BatchLoss, batches: Iterable[
         loss = batch_loss(space.model, batch)
         grads = torch.autograd.grad(loss, params, allow_unused=True)
         rows.append(torch.cat([
-            torch.zeros(n) if g is None else g.reshape(-1).float()
-            for g, n in zip(grads, space.sizes, strict=True)
+            p.new_zeros(n, dtype=torch.float32) if g is None else g.reshape(-1).float()
+            for p, g, n in zip(params, grads, space.sizes, strict=True)
         ]))
     if not rows:
         return torch.zeros(0, space.dim)
