@@ -58,12 +58,12 @@ AFTER_CPU = "made after the chapter had run on the cpu preset (which of its resu
 
 REGISTRY: dict[str, ClaimSpec] = {s.id: s for s in (
     ClaimSpec("C1", "task gradients have strong local low-rank structure", None, None, "empirical",
-              {"rank_ratio_reproduced": 0.25, "rank_ratio_partly": 0.6}, fixed_in=("2237ce1",)),
+              {"rank_ratio_reproduced": 0.25, "rank_ratio_partly": 0.6, "structured_null": 1.0}, fixed_in=("2237ce1",)),
     ClaimSpec("C2", "static bases (computed before recovery) miss the recovery direction", None, None,
-              "empirical", {"synthetic_static_max": 0.5, "lora_prefix_fraction": 0.5},
+              "empirical", {"synthetic_static_max": 0.5, "synthetic_no_gap": 0.0, "lora_prefix_fraction": 0.5},
               fixed_in=("2237ce1", "b58bd51")),
     ClaimSpec("C3", "the useful basis drifts substantially within 100 steps", 100.0, "steps", "empirical",
-              {"overlap_halved": 0.5}, fixed_in=("2237ce1", "b58bd51"), changes=(
+              {"overlap_halved": 0.5, "synthetic_stable_lag": 200.0}, fixed_in=("2237ce1", "b58bd51"), changes=(
                   RuleChange("106f1c9", "chapter 2: the overlap counts as halved at <= 0.5 (was < 0.5), the one "
                              "rule chapter 3 already used", "one shared halving-lag function; it moved no lag on smoke "
                              "or cpu (the closest mean overlap was 0.004 from 0.5); " + AFTER_CPU),)),
@@ -99,7 +99,7 @@ REGISTRY: dict[str, ClaimSpec] = {s.id: s for s in (
                   RuleChange("caa03ef", "chapter 5: steering scales widened to ±8 and ±32 CAA norms",
                              "±1 and ±4 changed no accuracy on SmolLM2; " + AFTER_CPU),)),
     ClaimSpec("C10", "sequential specialisation is brittle, simultaneous multitask training robust", None, None,
-              "empirical", {"margin": 0.02}, fixed_in=("2237ce1",), changes=(
+              "empirical", {"margin": 0.02, "no_gap": 0.0, "comparable_accuracy": 0.05}, fixed_in=("2237ce1",), changes=(
                   RuleChange("1f372db", "chapter 2: C10 read on task A only, with a fixed 2-point margin",
                              AFTER_CPU),)),
     ClaimSpec("C11", "low-rank claims partly fail at 7B scale", None, None, "empirical"),
