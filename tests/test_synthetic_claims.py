@@ -119,3 +119,13 @@ def test_c10_needs_comparable_accuracy_on_a():
     assert c10_verdict(SUPPORT, SUPPORT, accuracy_gap=0.04) == "reproduced"
     assert c10_verdict(SUPPORT, SUPPORT, accuracy_gap=-0.2) == "inconclusive"
     assert c10_verdict(CONTRARY, CONTRARY, accuracy_gap=0.2) == "inconclusive"
+
+
+def test_chapter_2_rule_changes_are_listed_with_their_commit():
+    from lls.scorecard import rules_changed_page
+
+    for cid in ("C1", "C2", "C3", "C4", "C10"):
+        spec = REGISTRY[cid]
+        assert "a696c1c" in spec.fixed_in
+        assert any(c.commit == "a696c1c" and c.what.startswith("chapter 2") for c in spec.changes), cid
+    assert "`a696c1c`" in rules_changed_page()
