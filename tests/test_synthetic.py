@@ -293,3 +293,11 @@ def test_multitask_training_learns_copy():
     space = ch.build(cfg.training(), 0)
     before = accuracies(space.model, ch.task_family(cfg.training()), 64, 0)
     assert sum(trained.accuracy.values()) > sum(before.values()) + 0.2
+
+
+def test_the_protocols_measurements_key_its_cache():
+    import lls.cache
+
+    files = {p.name for p in lls.cache.dependencies("lls.chapters.synthetic.protocol")}
+    assert {"measures.py", "adam_bases.py", "synthetic.py"} <= files
+    assert "claims.py" not in files and "analysis.py" not in files
