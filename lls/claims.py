@@ -58,19 +58,38 @@ AFTER_CPU = "made after the chapter had run on the cpu preset (which of its resu
 
 REGISTRY: dict[str, ClaimSpec] = {s.id: s for s in (
     ClaimSpec("C1", "task gradients have strong local low-rank structure", None, None, "empirical",
-              {"rank_ratio_reproduced": 0.25, "rank_ratio_partly": 0.6}, fixed_in=("2237ce1",)),
+              {"rank_ratio_reproduced": 0.25, "rank_ratio_partly": 0.6, "structured_null": 1.0},
+              fixed_in=("2237ce1", "a696c1c"), changes=(
+                  RuleChange("a696c1c", "chapter 2: C1 decided on the 95 % t-interval over seeds of the ratio of θ_f's "
+                             "effective rank to the lowest-rank structured baseline's (shuffled targets, other tasks' "
+                             "gradients, centred gradients), contradicted above 1; was the point ratio to Gaussian "
+                             "rows of equal norm", "Gaussian rows are nearly orthogonal in D ≈ 1e5 (a strawman) and a "
+                             "point estimate is no verdict (issue 12); " + AFTER_CPU),)),
     ClaimSpec("C2", "static bases (computed before recovery) miss the recovery direction", None, None,
-              "empirical", {"synthetic_static_max": 0.5, "lora_prefix_fraction": 0.5},
-              fixed_in=("2237ce1", "b58bd51")),
+              "empirical", {"synthetic_static_max": 0.5, "synthetic_no_gap": 0.0, "lora_prefix_fraction": 0.5},
+              fixed_in=("2237ce1", "b58bd51", "a696c1c"), changes=(
+                  RuleChange("a696c1c", "chapter 2: C2 decided on 95 % t-intervals over seeds of the per-seed best "
+                             "capture by every static basis (Krylov and the Adam-aware bases included) and of the "
+                             "prefix's lead over it; contradicted when a static basis captures significantly more; "
+                             "was the best mean among four bases, Krylov reported beside them",
+                             "issue 12: every static basis, and a verdict on intervals; " + AFTER_CPU),)),
     ClaimSpec("C3", "the useful basis drifts substantially within 100 steps", 100.0, "steps", "empirical",
-              {"overlap_halved": 0.5}, fixed_in=("2237ce1", "b58bd51"), changes=(
+              {"overlap_halved": 0.5, "synthetic_stable_lag": 200.0}, fixed_in=("2237ce1", "b58bd51", "a696c1c"),
+              changes=(
                   RuleChange("106f1c9", "chapter 2: the overlap counts as halved at <= 0.5 (was < 0.5), the one "
                              "rule chapter 3 already used", "one shared halving-lag function; it moved no lag on smoke "
-                             "or cpu (the closest mean overlap was 0.004 from 0.5); " + AFTER_CPU),)),
+                             "or cpu (the closest mean overlap was 0.004 from 0.5); " + AFTER_CPU),
+                  RuleChange("a696c1c", "chapter 2: C3 decided on the 95 % t-interval over seeds of the halving lags "
+                             "(a seed that never halves counted at the window, a lower bound, which then allows only "
+                             "'not reproduced' or 'contradicted'), contradicted above synthetic_stable_lag; was "
+                             "'every seed within 100 steps'", "issue 12; " + AFTER_CPU))),
     ClaimSpec("C4", "the first recovery updates capture most of the LoRA recovery displacement (77 %)", 0.77,
               "fraction of ‖Δ‖²", "empirical",
               {"synthetic_reproduced": 0.5, "synthetic_partly": 0.25, "lora_tolerance": 0.1, "lora_partly": 0.5,
-               "forgotten_undone": 0.5, "forgotten_majority": 0.5}, fixed_in=("2237ce1", "b58bd51"), changes=(
+               "forgotten_undone": 0.5, "forgotten_majority": 0.5}, fixed_in=("2237ce1", "b58bd51", "a696c1c"),
+              changes=(
+                  RuleChange("a696c1c", "chapter 2: C4 decided on the 95 % t-interval over seeds of the prefix "
+                             "capture (was the mean), contradicted below k/D", "issue 12; " + AFTER_CPU),
                   RuleChange("a97332c", "chapter 3: C4 capped at 'partly' when task A was not forgotten in most runs",
                              "half the cpu runs never forgot task A; " + AFTER_CPU),
                   RuleChange("6adb137", "chapter 3: 'forgotten' redefined from 'loss doubled' to 'at least half of "
@@ -99,9 +118,14 @@ REGISTRY: dict[str, ClaimSpec] = {s.id: s for s in (
                   RuleChange("caa03ef", "chapter 5: steering scales widened to ±8 and ±32 CAA norms",
                              "±1 and ±4 changed no accuracy on SmolLM2; " + AFTER_CPU),)),
     ClaimSpec("C10", "sequential specialisation is brittle, simultaneous multitask training robust", None, None,
-              "empirical", {"margin": 0.02}, fixed_in=("2237ce1",), changes=(
+              "empirical", {"margin": 0.02, "no_gap": 0.0, "comparable_accuracy": 0.05},
+              fixed_in=("2237ce1", "a696c1c"), changes=(
                   RuleChange("1f372db", "chapter 2: C10 read on task A only, with a fixed 2-point margin",
-                             AFTER_CPU),)),
+                             AFTER_CPU),
+                  RuleChange("a696c1c", "chapter 2: C10 decided on 95 % t-intervals over seeds of the noise and "
+                             "forgetting gaps; a significant contrary gap is 'contradicted'; inconclusive when the "
+                             "two models' clean accuracies on A differ by more than comparable_accuracy",
+                             "issue 12: a contrary result was not penalised; " + AFTER_CPU))),
     ClaimSpec("C11", "low-rank claims partly fail at 7B scale", None, None, "empirical"),
 )}
 

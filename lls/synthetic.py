@@ -9,6 +9,10 @@ with symbols ``x_i`` drawn uniformly from ``0 .. n-1`` and the answer ``y`` a fu
 * ``copy``: ``y = x``;  * ``reverse``: ``y_i = x_{L+1-i}``;  * ``sort``: ``y = sorted(x)``;
 * ``add`` (modular addition): ``y_i = (x_i + x_{L+1-i}) mod n``, the sequence plus its reverse.
 
+Held-out inputs: one input sequence ``x`` in :data:`HOLDOUT` (chosen by a hash of ``x``, the same for
+every task) is never drawn for training; test sequences (``split="test"``) are drawn from those
+inputs only, so a test accuracy is measured on inputs the model has never seen.
+
 Token ids: symbols ``0 .. n-1``, ``SEP = n``, task tokens ``n+1 .. n+len(TASKS)``. The loss is the
 mean cross-entropy of the next-token prediction on the ``L`` answer tokens only. Exact-match
 accuracy counts an example as right when every answer token is the argmax prediction given the
@@ -24,7 +28,22 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from lls.seeds import derive
+
 TASKS: tuple[str, ...] = ("copy", "reverse", "sort", "add")
+HOLDOUT = 10
+"""One input sequence in ``HOLDOUT`` (by :func:`held_out`) is kept for testing, never trained on."""
+SPLITS = ("train", "test")
+_PRIME = 2**31 - 1
+
+
+def held_out(x: torch.Tensor) -> torch.Tensor:
+    """Boolean ``(B,)``: which input sequences ``x`` ``(B, L)`` are held out for testing (a fixed hash
+    of the symbols: a polynomial hash mod 2^31-1, mixed by Knuth's multiplier, kept when ``% HOLDOUT == 0``)."""
+    h = torch.zeros(x.shape[0], dtype=torch.long)
+    for column in x.T:
+        h = (h * 1_000_003 + column.long() + 1) % _PRIME
+    return (h * 2654435761) % 2**32 % HOLDOUT == 0
 
 
 @dataclass(frozen=True)
@@ -37,6 +56,11 @@ class Tasks:
     def __post_init__(self):
         if self.length < 2 or self.n_symbols < 2:
             raise ValueError("length and n_symbols must be >= 2")
+        if self.n_symbols ** self.length <= 4096:  # small input spaces: both splits must be non-empty
+            every = torch.cartesian_prod(*[torch.arange(self.n_symbols)] * self.length)
+            if not 0 < int(held_out(every).sum()) < len(every):
+                raise ValueError(f"{self.n_symbols}^{self.length} inputs are too few to hold one in {HOLDOUT} "
+                                 f"out for testing; use a longer sequence or a larger alphabet")
 
     @property
     def sep(self) -> int:
@@ -65,10 +89,26 @@ class Tasks:
             return (x + x.flip(1)) % self.n_symbols
         raise ValueError(f"unknown task {task!r}; the tasks are {TASKS}")
 
-    def batch(self, tasks: str | Sequence[str], size: int, generator: torch.Generator) -> torch.Tensor:
-        """``size`` sequences ``(size, 2L+2)`` (int64); each of a task drawn uniformly from ``tasks``."""
+    def inputs(self, size: int, generator: torch.Generator, split: str = "train") -> torch.Tensor:
+        """``size`` input sequences ``(size, L)`` drawn uniformly from the ``split``'s inputs: those not
+        :func:`held_out` (``train``) or only those (``test``), by rejection."""
+        if split not in SPLITS:
+            raise ValueError(f"split {split!r} is not one of {SPLITS}")
+        kept, have = [], 0
+        while have < size:
+            draw = max(size - have, 1) * (HOLDOUT + 1 if split == "test" else 2)
+            x = torch.randint(0, self.n_symbols, (draw, self.length), generator=generator)
+            x = x[held_out(x) == (split == "test")]
+            kept.append(x)
+            have += len(x)
+        return torch.cat(kept)[:size]
+
+    def batch(self, tasks: str | Sequence[str], size: int, generator: torch.Generator,
+              split: str = "train") -> torch.Tensor:
+        """``size`` sequences ``(size, 2L+2)`` (int64) of ``split``'s inputs (:meth:`inputs`); each of a task
+        drawn uniformly from ``tasks``."""
         tasks = [tasks] if isinstance(tasks, str) else list(tasks)
-        x = torch.randint(0, self.n_symbols, (size, self.length), generator=generator)
+        x = self.inputs(size, generator, split)
         which = torch.randint(0, len(tasks), (size,), generator=generator)
         out = torch.empty(size, self.seq_len, dtype=torch.long)
         out[:, 1:self.length + 1] = x
@@ -82,7 +122,7 @@ class Tasks:
     def sampler(self, tasks: str | Sequence[str], size: int, seed: int) -> Callable[[int], torch.Tensor]:
         """``step -> batch``: batch number ``step`` of a reproducible stream (for :func:`lls.train.train`);
         the same ``(seed, step)`` always gives the same batch."""
-        return lambda step: self.batch(tasks, size, torch.Generator().manual_seed(seed * 1_000_003 + step))
+        return lambda step: self.batch(tasks, size, torch.Generator().manual_seed(derive(seed, "sampler", step)))
 
 
 def answer_logits(call: Callable, batch: torch.Tensor) -> torch.Tensor:
@@ -109,6 +149,7 @@ def exact_match(model: torch.nn.Module, batch: torch.Tensor, chunk: int = 512) -
 
 
 def accuracies(model: torch.nn.Module, tasks: Tasks, n: int, seed: int) -> dict[str, float]:
-    """Exact-match accuracy of ``model`` on ``n`` fresh test sequences of every task."""
-    generator = torch.Generator().manual_seed(10_000 + seed)
-    return {task: exact_match(model, tasks.batch(task, n, generator)) for task in TASKS}
+    """Exact-match accuracy of ``model`` on ``n`` test sequences of every task, on held-out inputs
+    (never trained on; :func:`held_out`) drawn from the stream ``derive(seed, "accuracy test")``."""
+    generator = torch.Generator().manual_seed(derive(seed, "accuracy test"))
+    return {task: exact_match(model, tasks.batch(task, n, generator, "test")) for task in TASKS}

@@ -9,11 +9,11 @@ import torch.nn.functional as F
 
 from lls.chapters import synthetic as ch
 from lls.chapters.synthetic import figures, protocol
-from lls.chapters.synthetic.analysis import Summary
-from lls.chapters.synthetic.claims import c1_verdict, c2_verdict, c3_verdict, c4_verdict, c10_verdict
+from lls.chapters.synthetic.analysis import Arm, Summary
+from lls.chapters.synthetic.measures import prefix_parts, shuffled_targets
 from lls.errors import ConfigError
 from lls.presets import resolve
-from lls.synthetic import TASKS, Tasks, accuracies, answer_logits, batch_loss, exact_match
+from lls.synthetic import TASKS, Tasks, accuracies, answer_logits, batch_loss, exact_match, held_out
 
 
 def test_answers_of_every_task():
@@ -39,6 +39,27 @@ def test_batch_layout_and_reproducible_sampler():
     a, b = tasks.sampler("sort", 5, seed=3), tasks.sampler("sort", 5, seed=3)
     assert torch.equal(a(1), b(1)) and torch.equal(a(0), b(0)) and not torch.equal(a(1), b(0))
     assert not torch.equal(a(0), tasks.sampler("sort", 5, seed=4)(0))
+
+
+def test_held_out_inputs_are_never_trained_on_and_are_the_only_test_inputs():
+    tasks = Tasks(length=4, n_symbols=6)
+    gen = torch.Generator().manual_seed(0)
+    train, test = tasks.batch(list(TASKS), 4000, gen), tasks.batch("reverse", 500, gen, "test")
+    assert not held_out(train[:, 1:5]).any() and held_out(test[:, 1:5]).all()
+    every = torch.cartesian_prod(*[torch.arange(6)] * 4)
+    assert 0.05 < held_out(every).float().mean() < 0.15  # about one input in HOLDOUT = 10
+    assert len(torch.unique(test[:, 1:5], dim=0)) > 50  # many distinct held-out inputs, not one repeated
+    with pytest.raises(ValueError, match="too few"):
+        Tasks(length=2, n_symbols=2)
+    with pytest.raises(ValueError, match="split"):
+        tasks.batch("copy", 2, gen, "validation")
+
+
+def test_sampler_seeds_do_not_overflow_or_collide():
+    tasks = Tasks(length=3, n_symbols=7)
+    big = tasks.sampler("copy", 4, seed=2**62)  # seed * 1_000_003 + step overflowed 64 bits before
+    assert big(0).shape == (4, 8)
+    assert not torch.equal(tasks.sampler("copy", 4, seed=0)(1_000_003), tasks.sampler("copy", 4, seed=1)(0))
 
 
 class Oracle(torch.nn.Module):
@@ -109,50 +130,65 @@ def test_training_holds_only_what_theta0_and_theta_f_depend_on():
     assert cfg.seeds() == [0, 1, 2]
 
 
+def test_structured_baselines_and_prefix_parts():
+    batch = Tasks(length=4, n_symbols=6).batch("reverse", 16, torch.Generator().manual_seed(0))
+    shuffled = shuffled_targets(batch, 4, torch.Generator().manual_seed(1))
+    assert torch.equal(shuffled[:, :-4], batch[:, :-4]) and not torch.equal(shuffled[:, -4:], batch[:, -4:])
+    assert sorted(map(tuple, shuffled[:, -4:].tolist())) == sorted(map(tuple, batch[:, -4:].tolist()))
+    updates = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    parts = prefix_parts(updates, torch.tensor([2.0, 1.0, 1.0]))  # rest (1, 0, 1): half in the span
+    assert parts["share"] == pytest.approx(2 / 6) and parts["remaining capture"] == pytest.approx(0.5)
+
+
 def test_unstructured_baseline_keeps_row_norms():
     rows = torch.randn(5, 50) * torch.arange(1, 6)[:, None]
     noise = protocol.unstructured_like(rows, torch.Generator().manual_seed(0))
     assert torch.allclose(noise.norm(dim=1), rows.norm(dim=1))
 
 
+def arm_of(prefix, static, name="gradient SVD at θ_f"):
+    return Arm(prefix=list(prefix), static=list(static), static_name=[name] * len(prefix), share=[0.3] * len(prefix),
+               remaining=[0.5] * len(prefix))
+
+
 def summary(**kw):
-    """A hand-built Summary of two seeds whose claims all come out reproduced; ``kw`` changes fields."""
+    """A hand-built Summary of three seeds whose claims all come out reproduced; ``kw`` changes fields."""
     values = dict(
-        task="reverse", seeds=[0, 1], dim=1000, k_max=8, small=8, min_accuracy=0.9, acc0=1.0, acc_f=0.1,
-        acc_r=1.0, recovery_accuracy={0: 1.0, 1: 1.0},
-        capture={"trajectory prefix": (0.9, 0.05), "gradient SVD at θ_f": (0.1, 0.01), "Krylov at θ_f": (0.2, 0.0)},
-        prefix_small=0.9, best_static="gradient SVD at θ_f", krylov=0.2, random_expected=0.008, rank_n=64,
-        rank_f=(10.0, 2.0), rank_0=9.0, rank_u=50.0, lags=[40, 60], drift_window=200,
-        regimes={}, noise_gap=(0.05, 0.01), forget_gap=0.1, regime_seeds=[0, 1], trajectory_bytes=0)
+        task="reverse", seeds=[0, 1, 2], dim=1000, k_max=8, small=8, min_accuracy=0.9, acc0=1.0, acc_f=0.1,
+        acc_r=1.0, recovery_accuracy={0: 1.0, 1: 1.0, 2: 1.0},
+        capture={"trajectory prefix": (0.9, 0.05), "gradient SVD at θ_f": (0.1, 0.01)},
+        prefix_small=0.9, random_expected=0.008, adam=arm_of([0.9, 0.92, 0.88], [0.1, 0.12, 0.08]),
+        sgd=arm_of([0.6, 0.65, 0.7], [0.3, 0.35, 0.4], "Krylov at θ_f"), sgd_lr=[0.1] * 3, sgd_accuracy=[0.9] * 3,
+        by_horizon={50: (16, 0.8, 0.01), 100: (32, 0.85, 0.01), 200: (64, 0.9, 0.01)}, rank_n=64,
+        ranks={"θ0": [9.0] * 3, "θ_f": [10.0, 11.0, 9.0], "shuffled targets": [50.0] * 3, "other tasks": [60.0] * 3,
+               "centred": [55.0] * 3, "unstructured": [60.0] * 3},
+        rank_ratio=[0.2, 0.22, 0.18], strongest=["shuffled targets"] * 3, lags=[40, 60, 50], drift_window=200,
+        regimes={"sequential": {"reverse": 1.0, "mean": 0.25}, "simultaneous": {"reverse": 0.99, "mean": 0.97}},
+        noise_gaps=[0.05, 0.06, 0.07], forget_gaps=[0.1, 0.12, 0.11], regime_seeds=[0, 1, 2], trajectory_bytes=0)
     return Summary(**{**values, **kw})
-
-
-def test_claim_rules_give_every_verdict():
-    assert [c1_verdict(r) for r in (0.25, 0.6, 0.61)] == ["reproduced", "partly", "not reproduced"]
-    assert [c2_verdict(b, 0.9) for b in (0.49, 0.5, 0.9)] == ["reproduced", "partly", "not reproduced"]
-    assert c2_verdict(0.3, 0.2) == "not reproduced"
-    assert c3_verdict([100, 20]) == "reproduced"
-    assert c3_verdict([100, None]) == c3_verdict([110, 100]) == "partly"
-    assert c3_verdict([110, None]) == "not reproduced"
-    assert [c4_verdict(p) for p in (0.5, 0.25, 0.24)] == ["reproduced", "partly", "not reproduced"]
-    assert c10_verdict(0.03, 0.03) == "reproduced"
-    assert c10_verdict(0.02, 0.03) == c10_verdict(0.03, -0.1) == "partly"
-    assert c10_verdict(0.02, 0.02) == "not reproduced"
 
 
 def test_claims_read_the_summary():
     cfg = resolve("02_synthetic", "cpu")
     claims = ch.claims(summary(), cfg)
     assert [c.id for c in claims] == ["C1", "C2", "C3", "C4", "C10"]
-    assert all(c.verdict == "reproduced" for c in claims)
-    assert [c.value for c in claims] == pytest.approx([10.0, 0.1, 50.0, 0.9, 5.0])
-    assert claims[2].spread == pytest.approx(np.std([40, 60], ddof=1)) and claims[4].spread == pytest.approx(1.0)
+    assert [c.verdict for c in claims] == ["reproduced"] * 5
+    assert [c.value for c in claims] == pytest.approx([0.2, 0.1, 50.0, 0.9, 6.0])
+    assert all(c.n == 3 and c.ci[0] < c.value < c.ci[1] and "t-interval over 3 seeds" in c.interval_method
+               for c in claims)
+    assert claims[2].spread == pytest.approx(10.0) and claims[4].spread == pytest.approx(1.0)
     assert claims[3].paper == 0.77 and claims[2].paper == 100
-    worse = ch.claims(summary(rank_f=(40.0, 1.0), lags=[None, None], capture={
-        "trajectory prefix": (0.2, None), "gradient SVD at θ_f": (0.3, None), "Krylov at θ_f": (0.0, None)},
-        noise_gap=(-0.05, None), forget_gap=0.0), cfg)
-    assert all(c.verdict == "not reproduced" for c in worse)
-    assert worse[2].value is None
+    assert "confounded" in claims[4].note and "SGD arm" in claims[1].note and "SGD arm" in claims[3].note
+    worse = ch.claims(summary(rank_ratio=[1.5, 1.6, 1.55], lags=[None, None, None],
+                              adam=arm_of([0.1, 0.12, 0.11], [0.5, 0.52, 0.51]), noise_gaps=[-0.05, -0.06, -0.05],
+                              forget_gaps=[-0.1, -0.11, -0.1]), cfg)
+    assert [c.verdict for c in worse] == ["contradicted", "contradicted", "not reproduced", "not reproduced",
+                                          "contradicted"]
+    assert worse[2].value == 200  # never halved: counted at the window, a lower bound
+    extra = ch.extra_numbers(summary())
+    assert extra["arms"]["sgd"]["verdicts"] == {"C2": "reproduced", "C4": "reproduced"}
+    assert extra["arms"]["sgd"]["lr"] == [0.1] * 3 and extra["c4_by_horizon"]["50"]["k"] == 16
+    assert "C10" in ch.rules_markdown() and "0.25" in ch.rules_markdown()
 
 
 def fake_seed_run(seed: int) -> protocol.SeedRun:
@@ -160,14 +196,15 @@ def fake_seed_run(seed: int) -> protocol.SeedRun:
     ks, steps = [1, 2, 4], [0, 5, 10]
     acc = {t: 0.5 for t in TASKS}
     captures = {name: np.array([0.1, 0.2, 0.4]) for name in ("trajectory prefix", "gradient SVD at θ_f",
-                                                             "Krylov at θ_f", "random")}
-    points = {name: np.array([4.0, 2.0, 1.0, 0.5]) for name in ("θ0", "θ_f", "unstructured")}
+                                                             "Krylov at θ_f", "preconditioned Krylov", "random")}
+    points = {name: np.array([4.0, 2.0, 1.0, 0.5]) for name in figures.RANK_ROWS}
     return protocol.SeedRun(
         seed=seed, dim=1000, acc0=acc, acc_f=acc, acc_r=acc, losses={"forget": [1.0, 0.9], "recover": [2.0, 0.5]},
         ks=ks, capture=captures, spectra=points, rank_n=[1, 2, 4], eff_rank={k: v[:3] for k, v in points.items()},
         hessian_eigvals=np.ones(4), drift_steps=steps, drift_overlap=np.eye(3), drift_ks=[1, 2],
         drift_capture=np.full((3, 2), 0.3), drift_eff_rank=np.ones(3), drift_eff_rank_random=np.full(3, 3.0),
-        recover_accuracy=np.array([0.1, 0.5, 0.9]), trajectory_bytes=0)
+        recover_accuracy=np.array([0.1, 0.5, 0.9]), trajectory_bytes=0,
+        sgd={"lr": 0.1, "capture": captures, "accuracy": 0.9, "share": 0.2, "remaining capture": 0.3})
 
 
 def test_every_figure_builder_stores_a_caption():
@@ -178,14 +215,16 @@ def test_every_figure_builder_stores_a_caption():
     built = {"accuracy_figure": ch.accuracy_figure(runs, "reverse"),
              "recovery_figure": ch.recovery_figure(runs, "reverse"), "spectrum_figure": ch.spectrum_figure(runs),
              "capture_figure": ch.capture_figure(runs), "drift_figure": ch.drift_figure(runs[0], 2),
+             "capture_figure (SGD)": ch.capture_figure(runs, "sgd"),
              "lag_figure": ch.lag_figure(runs), "regime_figure": ch.regime_figure(regimes, "reverse")}
-    assert set(built) == {name for name in vars(figures) if name.endswith("_figure")}  # none left out
+    assert {name.split(" ")[0] for name in built} == {name for name in vars(figures) if name.endswith("_figure")}
     for name, fig in built.items():
         caption = fig.layout.meta["caption"]
         assert caption.strip() and "<" not in caption and "**" not in caption, name  # plain text
     assert "2 seeds (0, 1)" in built["capture_figure"].layout.meta["caption"]
     assert "seed 0" in built["drift_figure"].layout.meta["caption"]
     assert "no error bars" in ch.lag_figure(runs[:1]).layout.meta["caption"]
+    assert "SGD (rate 0.1, 0.1)" in built["capture_figure (SGD)"].layout.meta["caption"]
 
 
 def test_protocol_on_a_micro_model():
@@ -201,18 +240,26 @@ def test_protocol_on_a_micro_model():
     assert run.capture["random"][-1] < 0.05
     assert run.drift_steps == [0, 4, 8] and np.allclose(np.diag(run.drift_overlap), 1, atol=1e-5)
     assert run.eff_rank["θ_f"].shape == (4,) and run.eff_rank["unstructured"][-1] >= run.eff_rank["θ_f"][-1]
+    assert set(run.eff_rank) == set(figures.RANK_ROWS)
+    assert {"sign(g) (Adam's first steps)", "Adam-preconditioned gradients", "preconditioned Krylov"} < set(run.capture)
     assert run.trajectory_bytes == (8 + 3 + 2) * run.dim * 4
+    assert 0 <= run.prefix["share"] <= 1 and 0 <= run.prefix["remaining capture"] <= 1 + 1e-5
+    assert sorted(run.by_horizon) == [4, 8] and run.by_horizon[8][1] == pytest.approx(1.0, abs=1e-4)
+    assert run.sgd["lr"] in run.sgd["tried"] and set(run.sgd["capture"]) == set(run.capture)
+    assert run.sgd["capture"]["trajectory prefix"][-1] == pytest.approx(1.0, abs=1e-4)
     regimes = [protocol.robustness.uncached(cfg.training(), cfg.noise_sigma, 0, r) for r in protocol.REGIMES]
     assert regimes[0].noise_accuracy.shape == (len(protocol.NOISE_MULTIPLES), len(TASKS))
     s = ch.summarize(cfg, [run], regimes)
     claims = ch.claims(s, cfg)
     assert [c.id for c in claims] == ["C1", "C2", "C3", "C4", "C10"]
     assert claims[3].value == pytest.approx(1.0, abs=1e-4)
+    assert all(c.verdict == "inconclusive" and c.n == 1 for c in claims)  # one seed: no interval
     for fig in (ch.capture_figure([run]), ch.spectrum_figure([run]), ch.drift_figure(run, 2),
                 ch.lag_figure([run]), ch.recovery_figure([run], "reverse"), ch.regime_figure(regimes, cfg.task),
                 ch.accuracy_figure([run], "reverse")):
         assert len(fig.data) > 0
     assert "sequential" in ch.regime_table(s, cfg.noise_sigma) and "k=8" in ch.capture_table([run])
+    assert "SGD" in ch.arm_table(s, cfg.lr) and "k=8" in ch.capture_table([run], "sgd") and ch.horizon_table(s)
     assert ch.seed_table([run], cfg.task).count("\n") == 2 and "seed 0" in ch.lag_lines(s)
     assert ch.examples(cfg).shape == (len(TASKS), ch.task_family(cfg.training()).seq_len)
 
@@ -232,9 +279,11 @@ def test_a_recovery_parameter_does_not_retrain(isolated, monkeypatch):
     monkeypatch.setattr(protocol, "train", counting)
     monkeypatch.setattr(fr, "train", counting)
     run = protocol.recovered(micro(recover_steps=12, checkpoint_every=4), 0)
-    assert steps == [12] and run.drift_steps == [0, 4, 8, 12]  # theta0 and theta_f came from the cache
+    # theta0 and theta_f came from the cache: only the Adam recovery and the SGD arm's recoveries ran
+    assert steps[0] == 12 and set(steps) == {12} and run.drift_steps == [0, 4, 8, 12]
+    steps.clear()
     protocol.recovered(micro(forget_steps=5), 0)
-    assert steps == [12, 8, 5, 8]  # a training parameter: theta0, theta_f and the recovery again
+    assert steps[:3] == [8, 5, 8] and set(steps[3:]) == {8}  # a training parameter: theta0, theta_f, recoveries
 
 
 def test_multitask_training_learns_copy():
@@ -244,3 +293,11 @@ def test_multitask_training_learns_copy():
     space = ch.build(cfg.training(), 0)
     before = accuracies(space.model, ch.task_family(cfg.training()), 64, 0)
     assert sum(trained.accuracy.values()) > sum(before.values()) + 0.2
+
+
+def test_the_protocols_measurements_key_its_cache():
+    import lls.cache
+
+    files = {p.name for p in lls.cache.dependencies("lls.chapters.synthetic.protocol")}
+    assert {"measures.py", "adam_bases.py", "synthetic.py"} <= files
+    assert "claims.py" not in files and "analysis.py" not in files

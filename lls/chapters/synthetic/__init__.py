@@ -7,14 +7,16 @@ and ``figures``.
 
 from lls.chapters.synthetic.analysis import (
     Summary,
+    arm_table,
     capture_table,
     examples,
+    horizon_table,
     lag_lines,
     regime_table,
     seed_table,
     summarize,
 )
-from lls.chapters.synthetic.claims import claims
+from lls.chapters.synthetic.claims import claims, extra_numbers, rules_markdown
 from lls.chapters.synthetic.config import PRESETS, Config, Training
 from lls.chapters.synthetic.figures import (
     accuracy_figure,
@@ -37,8 +39,8 @@ from lls.chapters.synthetic.protocol import (
 )
 
 __all__ = [
-    "PRESETS", "Config", "Summary", "Training", "accuracy_figure", "build", "capture_figure", "capture_table",
-    "claims", "drift_figure", "examples", "forgotten", "lag_figure", "lag_lines", "pretrain", "recovered",
-    "recovery_figure", "regime_figure", "regime_runs", "regime_table", "robustness", "seed_runs", "seed_table",
+    "PRESETS", "Config", "Summary", "Training", "accuracy_figure", "arm_table", "build", "capture_figure", "capture_table",
+    "claims", "drift_figure", "examples", "extra_numbers", "forgotten", "horizon_table", "lag_figure", "lag_lines", "pretrain", "recovered",
+    "recovery_figure", "regime_figure", "regime_runs", "regime_table", "robustness", "rules_markdown", "seed_runs", "seed_table",
     "spectrum_figure", "summarize", "task_family",
 ]

@@ -15,6 +15,13 @@ from lls.config import ChapterConfig, param, presets
 from lls.protocols.forget_recover import Phases
 from lls.synthetic import TASKS
 
+SGD_LRS = (0.01, 0.03, 0.1, 0.3, 1.0)
+"""Learning rates tried, in this order, for the SGD recovery arm (C2/C4 without Adam's sign-like first
+steps); the rule, fixed before any SGD run: the smallest rate whose task-A accuracy after
+``recover_steps`` is at least Adam's minus :data:`SGD_MATCH`, else the most accurate rate tried."""
+SGD_MATCH = 0.05
+"""How far below Adam's task-A accuracy (a fraction) the SGD arm's may end and still count as comparable."""
+
 
 @dataclass(frozen=True)
 class Training:
@@ -128,7 +135,7 @@ PRESETS = presets(
     smoke={"length": 4, "n_symbols": 6, "n_layer": 1, "n_embd": 32, "n_head": 2, "batch_size": 32,
            "pretrain_lr": 1e-2, "pretrain_steps": 60, "forget_steps": 15, "recover_steps": 20, "k_max": 8,
            "checkpoint_every": 5, "n_grad_batches": 8, "grad_batch_size": 8, "drift_batches": 4, "drift_k": 2,
-           "lanczos_iter": 12, "hvp_batch_size": 32, "n_eval": 64, "n_seeds": 1},
+           "lanczos_iter": 12, "hvp_batch_size": 32, "n_eval": 64, "n_seeds": 2},
     cpu={},
     paper={"length": 6, "n_symbols": 10, "n_layer": 4, "n_embd": 128, "batch_size": 128, "pretrain_steps": 4000,
            "forget_steps": 500, "recover_steps": 500, "n_grad_batches": 128, "grad_batch_size": 32,

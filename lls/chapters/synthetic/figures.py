@@ -13,7 +13,12 @@ from lls.synthetic import TASKS
 
 COLORS = {"trajectory prefix": "#d62728", "gradient SVD at θ0": "#1f77b4", "gradient SVD at θ_f": "#17becf",
           "Hessian top-k at θ_f": "#2ca02c", "Krylov at θ_f": "#9467bd", "task vector θ0−θ_f": "#8c564b",
-          "random": "#7f7f7f", "θ0": "#1f77b4", "θ_f": "#17becf", "unstructured": "#7f7f7f"}
+          "random": "#7f7f7f", "θ0": "#1f77b4", "θ_f": "#17becf", "unstructured": "#7f7f7f",
+          "sign(g) (Adam's first steps)": "#e377c2", "Adam-preconditioned gradients": "#bcbd22",
+          "preconditioned Krylov": "#ff7f0e", "shuffled targets": "#e377c2", "other tasks": "#bcbd22",
+          "centred": "#ff7f0e"}
+RANK_ROWS = ("θ0", "θ_f", "shuffled targets", "other tasks", "centred", "unstructured")
+"""The gradient stacks of the C1 figure: task A at θ0 and θ_f, the structured baselines, Gaussian rows."""
 REGIME_COLORS = {"sequential": "#ff7f0e", "simultaneous": "#1f77b4"}
 
 
@@ -74,7 +79,7 @@ def spectrum_figure(runs: list[SeedRun]) -> go.Figure:
     """C1: normalised singular values of the probe gradients, effective rank against n and along recovery."""
     fig = panels(rows=1, cols=3, subplot_titles=(
         "singular values σ_i / σ_1", "effective rank (90 %) vs batches n", "effective rank along recovery"))
-    for point in ("θ0", "θ_f", "unstructured"):
+    for point in RANK_ROWS:
         sv = np.array([r.spectra[point] / r.spectra[point][0] for r in runs])
         band(fig, range(1, sv.shape[1] + 1), sv, point, COLORS[point], row=1, col=1)
         band(fig, runs[0].rank_n, [r.eff_rank[point] for r in runs], point, COLORS[point], row=1, col=2,
@@ -90,34 +95,42 @@ def spectrum_figure(runs: list[SeedRun]) -> go.Figure:
     fig.update_layout(title="C1: local rank of per-batch task-A gradients", height=400)
     return captioned(fig, (
         f"C1 on the gradients of {runs[0].rank_n[-1]} task-A probe batches. Left: their singular values divided "
-        f"by the largest (log scale) at θ0, at θ_f, and for unstructured Gaussian rows of the same norms; middle: "
+        f"by the largest (log scale) at θ0 and at θ_f, and for the baselines at θ_f: task-A batches with their "
+        f"answers shuffled across sequences, batches of the other tasks, the task-A gradients minus their mean "
+        f"(centred), and unstructured Gaussian rows of the same norms; middle: "
         f"the effective rank (fewest directions holding 90 % of the squared norm) of the first n batch gradients; "
         f"right: the effective rank of the probe gradients at each recovery checkpoint, against unstructured rows "
         f"(dotted). Means over {_over(runs)}, {_bars(runs)}; low rank shows as spectra that fall fast and "
         f"effective ranks far below the unstructured ones."))
 
 
-def capture_figure(runs: list[SeedRun]) -> go.Figure:
-    """C2/C4: capture of Δ against k by every basis, with k/D and the paper's LoRA prefix capture."""
+def capture_figure(runs: list[SeedRun], arm: str = "adam") -> go.Figure:
+    """C2/C4: capture of Δ against k by every basis, with k/D and the paper's LoRA prefix capture;
+    ``arm`` ``"adam"`` (the chapter's recovery) or ``"sgd"`` (the SGD arm from the same θ_f)."""
     fig = go.Figure()
     k_list = runs[0].ks
-    for name in runs[0].capture:
-        band(fig, k_list, [r.capture[name] for r in runs], name, COLORS[name],
-             dash="dash" if name.startswith("Krylov") else None)
+    tables = [r.capture if arm == "adam" else r.sgd["capture"] for r in runs]
+    for name in tables[0]:
+        band(fig, k_list, [t[name] for t in tables], name, COLORS[name],
+             dash="dash" if "Krylov" in name else None)
     fig.add_trace(go.Scatter(x=k_list, y=[k / runs[0].dim for k in k_list], name="k/D (random, expected)",
                              mode="lines", line={"color": "black", "dash": "dot"}))
     paper = REGISTRY["C4"].paper
     fig.add_hline(y=paper, line_dash="dot", line_color="#d62728", annotation_text=f"paper, LoRA prefix: {paper:g}")
-    fig.update_layout(title="C2/C4: capture of the recovery displacement Δ", height=450,
+    optimizer = "Adam" if arm == "adam" else "SGD (rate " + ", ".join(f"{r.sgd['lr']:g}" for r in runs) + ")"
+    fig.update_layout(title=f"C2/C4: capture of the recovery displacement Δ, {optimizer} recovery", height=450,
                       xaxis={"title": "k (basis size)", "type": "log"},
                       yaxis={"title": "‖U_kᵀΔ‖² / ‖Δ‖²", "range": [0, 1.02]})
     return captioned(fig, (
-        f"C2/C4: capture of the recovery displacement Δ = θ_r − θ_f (fraction of ‖Δ‖²) against the basis size k "
-        f"(log axis) by the span of the first k recovery updates (trajectory prefix) and by bases computed at θ0 "
+        f"C2/C4: capture of the recovery displacement Δ = θ_r − θ_f of the {optimizer} recovery (fraction of ‖Δ‖²) "
+        f"against the basis size k (log axis) by the span of the first k recovery updates (trajectory prefix) and "
+        f"by bases computed at θ0 "
         f"or θ_f before recovery, with the expected capture k/D of a random subspace (D = {runs[0].dim:,}, dotted black) and the "
         f"paper's LoRA prefix capture {paper:g} (dotted red; chapter 3's setting, not this model). Means over "
         f"{_over(runs)}, {_bars(runs)}; look for how far the prefix lies above every static basis, and whether "
-        f"the Krylov basis (dashed), built from Hessian-vector products before any step, follows it."))
+        f"the Krylov bases (dashed), built from Hessian-vector products before any step, or the Adam-aware bases "
+        f"(sign(g), preconditioned gradients and Krylov) follow it. A basis with fewer than k directions stops "
+        f"where it ends."))
 
 
 def drift_figure(run: SeedRun, k: int) -> go.Figure:

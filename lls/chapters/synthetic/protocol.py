@@ -20,15 +20,25 @@ recovery parameter does not retrain theta0 or theta_f.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from lls import subspace
+from lls.adam_bases import adam_static_bases
 from lls.cache import cached
 from lls.chapters.synthetic.config import Config, Training
+from lls.chapters.synthetic.measures import (
+    capture_by_horizon,
+    captures,
+    prefix_parts,
+    rank_curve,
+    sgd_arm,
+    structured_baselines,
+    unstructured_like,
+)
 from lls.curvature import hessian_operator, krylov_basis, lanczos_topk
 from lls.grids import powers_of_two
 from lls.params import ParamSpace, batch_gradients
@@ -75,6 +85,11 @@ def recovery_batches(training: Training, seed: int) -> Callable[[int], Tensor]:
 def forgetting_batches(training: Training, seed: int) -> Callable[[int], Tensor]:
     """The forgetting run's data: batches of the other tasks (the same for both C10 regimes)."""
     return batches(training, [t for t in TASKS if t != training.task], seed, "forgetting data")
+
+
+def test_batch(training: Training, seed: int) -> Tensor:
+    """``n_eval`` test sequences of task A on held-out inputs (never trained on), for accuracy curves."""
+    return task_family(training).batch(training.task, training.n_eval, generator(seed, "test", training.task), "test")
 
 
 def evaluation_seed(seed: int) -> int:
@@ -155,28 +170,29 @@ class SeedRun:
     drift_eff_rank_random: np.ndarray       # (S,) the same for unstructured rows of equal norms
     recover_accuracy: np.ndarray            # (S,) exact-match accuracy on A at each drift step
     trajectory_bytes: int
+    prefix: dict[str, float] = field(default_factory=dict)
+    """:func:`~lls.chapters.synthetic.measures.prefix_parts` of the first ``k_max`` updates ("share",
+    "remaining capture")"""
+    by_horizon: dict[int, tuple[int, float]] = field(default_factory=dict)
+    """C4 at k a fixed fraction (k_max / recover_steps) of the horizon T: ``{T: (k, capture)}``"""
+    sgd: dict = field(default_factory=dict)
+    """the SGD recovery arm: "lr", "tried" ({lr: accuracy on A}), "accuracy", "capture" (like
+    ``capture``), "share", "remaining capture")"""
 
 
-def unstructured_like(rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Gaussian rows with the same norms as ``rows`` (n, D) (the no-structure baseline for spectra)."""
-    gauss = torch.randn(rows.shape, generator=generator)
-    return gauss * (rows.norm(dim=1, keepdim=True) / gauss.norm(dim=1, keepdim=True))
-
-
-def _rank_curve(rows: torch.Tensor, ns: list[int]) -> np.ndarray:
-    return np.array([subspace.effective_rank(rows[:n]) for n in ns])
-
-
-def _static_bases(cfg: Config, space: ParamSpace, seed: int) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+def _static_bases(cfg: Config, space: ParamSpace, seed: int,
+                  grads_f: torch.Tensor) -> tuple[dict[str, torch.Tensor], np.ndarray]:
     """At theta_f (the space's current point), before any recovery step: the Hessian's top-``k_max``
     eigenvectors (Lanczos) and the Krylov basis of the task-A gradient, each (D, <=k_max), on one
-    batch of ``hvp_batch_size`` sequences; and the top eigenvalues."""
+    batch of ``hvp_batch_size`` sequences; the Adam-aware bases of :func:`lls.adam_bases.adam_static_bases`
+    from the probe gradients ``grads_f`` (n, D) and that Hessian; and the top eigenvalues."""
     hbatch = task_family(cfg.training()).batch(cfg.task, cfg.hvp_batch_size, generator(seed, "hessian batch"))
     theta_f = space.get()
     hess = hessian_operator(space.loss_closure(batch_loss, hbatch), theta_f)
     eigvals, eigvecs = lanczos_topk(hess, space.dim, cfg.k_max, cfg.lanczos_iter, generator(seed, "lanczos start"))
     g_f = batch_gradients(space, batch_loss, [hbatch])[0]
-    return {"Hessian top-k at θ_f": eigvecs, "Krylov at θ_f": krylov_basis(hess, g_f, cfg.k_max)}, eigvals.numpy()
+    return {"Hessian top-k at θ_f": eigvecs, "Krylov at θ_f": krylov_basis(hess, g_f, cfg.k_max),
+            **adam_static_bases(grads_f, cfg.k_max, hess)}, eigvals.numpy()
 
 
 def _drift(cfg: Config, space: ParamSpace, recovery: Trajectory, probe: list, delta: torch.Tensor,
@@ -185,7 +201,7 @@ def _drift(cfg: Config, space: ParamSpace, recovery: Trajectory, probe: list, de
     gradients, its capture of ``delta`` (D,), effective ranks and the accuracy on task A."""
     steps = sorted(recovery.checkpoints)
     drift_ks = powers_of_two(cfg.drift_batches)
-    test = task_family(cfg.training()).batch(cfg.task, cfg.n_eval, generator(seed, "test", cfg.task))
+    test = test_batch(cfg.training(), seed)
     gen = generator(seed, "unstructured along recovery")
     bases, capture, rank, rank_random, curve = [], [], [], [], []
     for s in steps:
@@ -203,50 +219,72 @@ def _drift(cfg: Config, space: ParamSpace, recovery: Trajectory, probe: list, de
             "drift_eff_rank_random": np.array(rank_random), "recover_accuracy": np.array(curve)}
 
 
+def _probe_gradients(cfg: Config, space: ParamSpace, start: Trained, point: Trained, seed: int) -> dict:
+    """Per-batch task-A gradients (n, D) at theta0 ("θ0") and theta_f ("θ_f"), C1's baselines at theta_f
+    (:func:`~lls.chapters.synthetic.measures.structured_baselines`, Gaussian rows of equal norms
+    "unstructured") and the probe batches ("probe"). The space ends at theta_f."""
+    training = cfg.training()
+    tasks = task_family(training)
+    gen = generator(seed, "probe batches")
+    probe = [tasks.batch(cfg.task, cfg.grad_batch_size, gen) for _ in range(cfg.n_grad_batches)]
+    others = [t for t in TASKS if t != cfg.task]
+    gen = generator(seed, "other-task probe batches")
+    other = [tasks.batch(others, cfg.grad_batch_size, gen) for _ in range(cfg.n_grad_batches)]
+    space.set_(start.theta)
+    rows = {"θ0": batch_gradients(space, batch_loss, probe)}
+    space.set_(point.theta)
+    rows["θ_f"] = batch_gradients(space, batch_loss, probe)
+    rows.update(structured_baselines(space, probe, other, rows["θ_f"], cfg.length, generator(seed, "shuffled targets")))
+    rows["unstructured"] = unstructured_like(rows["θ_f"], generator(seed, "unstructured at theta_f"))
+    return {"rows": rows, "probe": probe}
+
+
 @cached
 def recovered(cfg: Config, seed: int) -> SeedRun:
-    """From :func:`forgotten`'s theta_f: probe gradients at theta0 and theta_f, static bases at theta_f,
-    then recovery on task A (``recover_steps`` at rate ``lr``) and every measurement of the chapter."""
+    """From :func:`forgotten`'s theta_f: probe gradients at theta0 and theta_f with C1's baselines, static
+    bases at theta_f (plain and Adam-aware), then recovery on task A (``recover_steps`` of Adam at rate
+    ``lr``), the SGD arm from the same theta_f, and every measurement of the chapter."""
     training = cfg.training()
     tasks = task_family(training)
     start, point = pretrain(training, seed), forgotten(training, seed)
     space = build(training, seed)
-    gen = generator(seed, "probe batches")
-    probe = [tasks.batch(cfg.task, cfg.grad_batch_size, gen) for _ in range(cfg.n_grad_batches)]
-    space.set_(start.theta)
-    grads0 = batch_gradients(space, batch_loss, probe)
-    space.set_(point.theta)
-    grads_f = batch_gradients(space, batch_loss, probe)
-    static, eigvals = _static_bases(cfg, space, seed)
+    probed = _probe_gradients(cfg, space, start, point, seed)
+    rows = probed["rows"]
+    static, eigvals = _static_bases(cfg, space, seed, rows["θ_f"])
+    ks = powers_of_two(cfg.k_max)
+    bases = {"gradient SVD at θ0": subspace.top_k_basis(rows["θ0"], cfg.k_max),
+             "gradient SVD at θ_f": subspace.top_k_basis(rows["θ_f"], cfg.k_max), **static}
+    fixed = {"task vector θ0−θ_f": subspace.orthonormal_basis((start.theta - point.theta)[None]),
+             **{f"random {k}": subspace.random_basis(space.dim, k, generator(seed, "random basis", k)) for k in ks}}
     space.set_(point.theta)
     recovery = recover(space, batch_loss, recovery_batches(training, seed),
                        training.phases(cfg.recover_steps, cfg.k_max, cfg.checkpoint_every))
     acc_r = accuracies(space.model, tasks, cfg.n_eval, evaluation_seed(seed))
     delta = recovery.displacement()
-    ks = powers_of_two(cfg.k_max)
-    capture = {
-        "trajectory prefix": subspace.prefix_capture(recovery.updates, delta, ks),
-        "gradient SVD at θ0": subspace.capture_curve(subspace.top_k_basis(grads0, cfg.k_max), delta, ks),
-        "gradient SVD at θ_f": subspace.capture_curve(subspace.top_k_basis(grads_f, cfg.k_max), delta, ks),
-        **{name: subspace.capture_curve(basis, delta, ks) for name, basis in static.items()},
-        "task vector θ0−θ_f": np.full(len(ks), subspace.capture(
-            subspace.orthonormal_basis((start.theta - point.theta)[None]), delta)),
-        "random": np.array([subspace.capture(subspace.random_basis(space.dim, k, generator(seed, "random basis", k)),
-                                             delta) for k in ks]),
-    }
+    drift = _drift(cfg, space, recovery, probed["probe"], delta, seed)
+    space.set_(point.theta)
+    sgd = sgd_arm(cfg, space, recovery_batches(training, seed), test_batch(training, seed),
+                  float(drift["recover_accuracy"][-1]), bases, fixed, ks)
+    sgd["capture"] = _with_random(sgd["capture"], ks)
     ns = powers_of_two(cfg.n_grad_batches)
-    noise = unstructured_like(grads_f, generator(seed, "unstructured at theta_f"))
     return SeedRun(
         seed=seed, dim=space.dim, acc0=start.accuracy, acc_f=point.accuracy, acc_r=acc_r,
         losses={"pretrain": start.losses, "forget": point.losses, "recover": recovery.losses},
-        ks=ks, capture=capture,
-        spectra={"θ0": subspace.singular_values(grads0), "θ_f": subspace.singular_values(grads_f),
-                 "unstructured": subspace.singular_values(noise)},
-        rank_n=ns, eff_rank={"θ0": _rank_curve(grads0, ns), "θ_f": _rank_curve(grads_f, ns),
-                             "unstructured": _rank_curve(noise, ns)},
-        hessian_eigvals=eigvals, trajectory_bytes=recovery.nbytes,
-        **_drift(cfg, space, recovery, probe, delta, seed),
+        ks=ks, capture=_with_random(captures(bases, fixed, delta, recovery.updates, ks), ks),
+        spectra={name: subspace.singular_values(r) for name, r in rows.items()},
+        rank_n=ns, eff_rank={name: rank_curve(r, ns) for name, r in rows.items()},
+        hessian_eigvals=eigvals, trajectory_bytes=recovery.nbytes, prefix=prefix_parts(recovery.updates, delta),
+        by_horizon=capture_by_horizon(recovery.updates, recovery.checkpoints, cfg.k_max / cfg.recover_steps),
+        sgd=sgd, **drift,
     )
+
+
+def _with_random(capture: dict[str, np.ndarray], ks: list[int]) -> dict[str, np.ndarray]:
+    """``capture`` with the per-k random subspaces ("random 1", "random 2", ...) folded into one
+    "random" curve (the k-dim random subspace's capture at each k)."""
+    out = {name: curve for name, curve in capture.items() if not name.startswith("random ")}
+    out["random"] = np.array([capture[f"random {k}"][j] for j, k in enumerate(ks)])
+    return out
 
 
 def seed_runs(cfg: Config) -> list[SeedRun]:
@@ -287,7 +325,7 @@ def robustness(training: Training, noise_sigma: float, seed: int, regime: str, n
     space.set_(trained.theta)
     run = train(space, batch_loss, forgetting_batches(training, seed), training.forget_steps, lr=training.lr,
                 checkpoint_every=max(1, training.forget_steps // 10))
-    test = tasks.batch(training.task, training.n_eval, generator(seed, "test", training.task))
+    test = test_batch(training, seed)
     curve = []
     for step in sorted(run.checkpoints):
         space.set_(run.checkpoints[step])
