@@ -107,7 +107,8 @@ def _best_of_n_caption(synthetic: Curves, ranking: Ranking, dims: list[int]) -> 
 
 def figure_density(ranking: Ranking) -> go.Figure:
     """Figure 2b-like: measured best-of-N gain at fixed norm against density (left) and mass (right)."""
-    mean, sd = ranking.gain.mean(axis=0), ranking.gain.std(axis=0)
+    mean = ranking.gain.mean(axis=0)
+    sd = ranking.gain.std(axis=0, ddof=1) if len(ranking.seeds) > 1 else np.zeros_like(mean)
     fig = panels(rows=1, cols=2, shared_yaxes=True, subplot_titles=(
         "gain vs density ‖Uᵀg‖²/k", "gain vs mass ‖Uᵀg‖²"))
     for col, x in ((1, ranking.density), (2, ranking.mass)):
