@@ -253,7 +253,7 @@ def test_f1_is_the_projection_of_the_same_directions_on_a_linear_loss():
     space = ParamSpace(model)
     grad = x.sum(0)  # the loss is model(x).sum(), linear in the weights
 
-    run = best_of_n(space, lambda: float(model(x).sum()), 6, 0.01, seed=3, progress=False)
+    run = best_of_n(space, lambda: float(model(x).sum().detach()), 6, 0.01, seed=3, progress=False)
     np.testing.assert_allclose(run.f1 / 0.01, projections(space, grad, 3, 6), rtol=1e-4, atol=1e-5)
     assert local_linear(run)
     low, high = spread_range(8)
