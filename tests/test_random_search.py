@@ -265,3 +265,51 @@ def test_gradient_check_separates_sampling_from_curvature():
     check = analysis.gradient_check(curves)
     assert check["f1_vs_projection"] < 1e-12 and check["f1_norm"] == pytest.approx(check["projection_sd"])
     assert check["range"][0] < curves.grad_norm < check["range"][1] and check["pairs"] == 512
+
+
+def test_lowrank_ranks_and_ns():
+    from lls.chapters.random_search.lowrank_noise import law_ns, ranks_up_to
+
+    assert ranks_up_to(1) == [1] and ranks_up_to(5) == [1, 4] and ranks_up_to(16) == [1, 4, 16]
+    assert law_ns(8192) == [2, 8, 32, 128, 512] and law_ns(512) == [2, 8, 32]
+
+
+def test_lowrank_law_check_agrees_with_the_law_and_can_fail():
+    import torch
+
+    from lls.chapters.random_search import lowrank_analysis
+    from lls.chapters.random_search.lowrank_noise import law_check
+
+    gen = torch.Generator().manual_seed(0)
+    grads = [torch.randn(6, 4, generator=gen, dtype=torch.float64), torch.randn(3, 5, generator=gen, dtype=torch.float64)]
+    law = law_check(grads, [1, 4], 4096, [2, 8, 32], seed=1)
+    rows = lowrank_analysis.law_rows(law)
+    assert len(rows) == 2 * 3 and law.draws.shape == (2, 4096)
+    assert all(abs(r["variance"].mean - 1) < 0.1 for r in rows)
+    assert rows[0]["kurtosis_law"] == pytest.approx(4 * rows[3]["kurtosis_law"])  # 6 / (r r_eff)
+    hits, checked = lowrank_analysis.LowRankSummary(rows, [], 1.0, 1, 0.1, 2, 4).law_inside
+    assert checked == 2 + 2 + 6 and hits >= checked - 1
+    law.draws *= 1.3  # a wrong scale: the variance leaves its interval
+    hits, _ = lowrank_analysis.LowRankSummary(lowrank_analysis.law_rows(law), [], 1.0, 1, 0.1, 2, 4).law_inside
+    assert hits < checked - 1
+    assert "| 1 | 2 |" in lowrank_analysis.law_table(rows)
+
+
+def test_lowrank_search_rows_table_and_figure():
+    import torch
+
+    from lls.chapters.random_search.lowrank_noise import NoiseSearches, law_check
+
+    grads = [torch.randn(6, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)]
+    law = law_check(grads, [1, 4], 256, [2, 8], seed=1)
+    seeds = [0, 1, 2]
+    gaussian = [fake_search(0.01, law.grad_norm, 0.0, 64, s) for s in seeds]
+    low = [[fake_search(0.01, law.grad_norm, 0.0, 64, 10 * r + s, scale=1.2) for s in seeds] for r in (1, 4)]
+    searches = NoiseSearches(0.01, 24, law.grad_norm, [1, 4], seeds, gaussian, low)
+    summary = ch.summarize_lowrank(law, searches)
+    rows = summary.searches
+    assert [r["noise"] for r in rows] == ["Gaussian", "low-rank r=1", "low-rank r=4"] and rows[0]["N"] == 16
+    assert rows[1]["difference"].n == 3 and rows[1]["first_order"].mean > rows[0]["first_order"].mean
+    assert len(ch.noise_table(rows).splitlines()) == 2 + 3
+    fig = ch.figure_lowrank(law, searches)
+    assert "3 searches per noise" in fig.layout.meta["caption"] and len(fig.data) > 6

@@ -18,6 +18,9 @@ ODD_TOL = 0.2
 """Largest relative drift of F1/sigma from the smallest grid sigma still called local-linear
 (a regime diagnostic, see :attr:`lls.f1f2.F1F2Result.odd_deviation`)."""
 
+LOCAL_FRACTION = 0.1
+"""The C6 local norm as a fraction of the smallest optimal norm over the subspaces (:func:`.protocol.c6_norm`)."""
+
 LM_MODELS = tuple(name for name in models.MODEL_NAMES if name != "synthetic-gpt2")
 """The pretrained (or tiny random) LMs whose LoRA space can be searched."""
 

@@ -9,7 +9,10 @@
   several subspaces (full, LoRA, trajectory prefix, gradient top-k, Hessian top-k, gradient
   direction, random k), for ranking against signal density and mass (C6);
 * :func:`randopt_synthetic`: beyond the paper, top-K selection of random perturbations with a
-  majority-vote ensemble (RandOpt / "neural thickets", Gan et al. 2026) on task-A accuracy.
+  majority-vote ensemble (RandOpt / "neural thickets", Gan et al. 2026) on task-A accuracy;
+* :func:`lowrank_law` and :func:`lowrank_searches`: Theorem 1 under low-rank noise, the law of
+  ``g^T eps`` checked by Monte Carlo over the rank, and best-of-N with low-rank against Gaussian
+  noise of the same expected norm on the synthetic model's matrices (:mod:`.lowrank_noise`).
 
 theta_f is chapter 2's own cached point (:func:`lls.chapters.synthetic.protocol.forgotten` with
 chapter 2's :class:`~lls.chapters.synthetic.config.Training` for the same preset), never a copy;
@@ -26,7 +29,7 @@ import torch
 
 from lls import subspace, theory
 from lls.cache import cached
-from lls.chapters.random_search.config import Config, chapter2
+from lls.chapters.random_search.config import LOCAL_FRACTION, Config, chapter2
 from lls.chapters.random_search.curves import Curves, claim_n, linear_sigma, search_curves, trace_estimate
 from lls.chapters.random_search.lowrank_noise import (
     LawCheck,
@@ -202,8 +205,8 @@ def c6_norm(cfg: Config, regime: str, subs: Subspaces) -> float:
     """The expected perturbation norm r of the C6 searches.
 
     ``practical``: the full space's largest local-linear grid sigma (or ``c6_sigma``) times sqrt(D),
-    where random search in the full space gains most while staying near-linear. ``local``: a tenth
-    of the smallest optimal norm ``sqrt(density) e_N / |curvature|`` over the subspaces, so that
+    where random search in the full space gains most while staying near-linear. ``local``:
+    :data:`LOCAL_FRACTION` of the smallest optimal norm ``sqrt(density) e_N / |curvature|`` over the subspaces, so that
     every subspace is searched in its own local-linear regime (Proposition 1's assumption).
     """
     if regime == "practical":
@@ -215,7 +218,7 @@ def c6_norm(cfg: Config, regime: str, subs: Subspaces) -> float:
     curv = np.abs(np.array(subs.curvature + [float(np.mean(subs.random_curvature))]))
     density = mass / np.array(subs.dims, dtype=float)
     optimal = np.sqrt(density) * theory.expected_max_normal(claim_n(cfg.c6_n)) / np.maximum(curv, 1e-12)
-    return 0.1 * float(optimal.min())
+    return LOCAL_FRACTION * float(optimal.min())
 
 
 @dataclass
