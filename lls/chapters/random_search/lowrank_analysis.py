@@ -101,14 +101,25 @@ class LowRankSummary:
     seeds: int
     pairs: int
 
+    def _checks(self) -> list[tuple[str, float, Interval]]:
+        """``(what, law value, Monte-Carlo interval)`` for the variance and excess kurtosis of each rank
+        and ``e~_N`` of each rank and N."""
+        firsts = {r["rank"]: r for r in self.law}.values()  # the moments once per rank
+        checks = [(f"Var Y at r={r['rank']}", 1.0, r["variance"]) for r in firsts]
+        checks += [(f"excess kurtosis at r={r['rank']}", r["kurtosis_law"], r["kurtosis"]) for r in firsts]
+        return checks + [(f"ẽ_N at r={r['rank']}, N={r['N']}", r["emax_law"], r["emax"]) for r in self.law]
+
     @property
     def law_inside(self) -> tuple[int, int]:
         """(law values inside their Monte-Carlo interval, law values checked): variance, kurtosis, e~_N."""
-        firsts = {r["rank"]: r for r in self.law}.values()  # the moments once per rank
-        checks = [_inside(1.0, r["variance"]) for r in firsts] + [_inside(r["kurtosis_law"], r["kurtosis"])
-                                                                   for r in firsts]
-        checks += [_inside(r["emax_law"], r["emax"]) for r in self.law]
-        return sum(checks), len(checks)
+        checks = self._checks()
+        return sum(_inside(value, found) for _, value, found in checks), len(checks)
+
+    @property
+    def law_misses(self) -> list[str]:
+        """One phrase per law value outside its Monte-Carlo interval: what, the law's value, the interval."""
+        return [f"{what}: law {value:.3f}, Monte Carlo {_ci(found)}" for what, value, found in self._checks()
+                if not _inside(value, found)]
 
 
 def summarize_lowrank(law: LawCheck, searches: NoiseSearches) -> LowRankSummary:
