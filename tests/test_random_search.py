@@ -164,7 +164,8 @@ def summary(curves, local, practical):
         synthetic_trace=100.0, synthetic_trace_se=1.0, sigma_star=0.01, lm_name="lm", lm_dim=10, lm_loss=1.0,
         lm_accuracy=0.5, lm_grad_norm=1.0, lm_best_n=8, lm_best_sigma=0.01, lm_evals_per_s=1.0,
         c5_rows=rows, c5_interval=analysis.stream_interval(rows),
-        c5_all_interval=analysis.stream_interval(rows, every=True), gradient_checks=[],
+        c5_all_interval=analysis.stream_interval(rows, every=True), c5_slope=analysis.dimension_slope(rows),
+        gradient_checks=[],
         local=analysis.correlations(local), practical=analysis.correlations(practical), c6_n=local.n,
         c6_subspaces=len(local.names), c6_seeds=local.seeds, randopt_sigma=0.01, randopt=randopt, seeds=[0])
 
@@ -313,3 +314,13 @@ def test_lowrank_search_rows_table_and_figure():
     assert len(ch.noise_table(rows).splitlines()) == 2 + 3
     fig = ch.figure_lowrank(law, searches)
     assert "3 searches per noise" in fig.layout.meta["caption"] and len(fig.data) > 6
+
+
+def test_dimension_slope_sees_a_gain_that_shrinks_with_dimension():
+    flat = ch.c5_ratios([fake_curves()], [fake_ranking([5, 4, 3, 2, 1], seeds=3)])
+    slope, low, high, streams = analysis.dimension_slope(flat)
+    assert streams == 1 + 15 and low < 0 < high
+    shrinking = [dict(r, ratio=r["dim"] ** -0.5) for r in flat]
+    slope, low, high, _ = analysis.dimension_slope(shrinking)
+    assert high < 0
+    assert analysis.dimension_slope(flat[:3]) is None

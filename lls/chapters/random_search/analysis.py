@@ -88,6 +88,25 @@ def stream_interval(rows: list[dict], every: bool = False) -> Interval | None:
                                  "θ_f and one LM: a spread over searches, not over training seeds")
 
 
+def dimension_slope(rows: list[dict], level: float = 0.95) -> tuple[float, float, float, int] | None:
+    """The sceptic's test of dimension independence (shown, not part of the C5 rule): the least-squares
+    slope of the ratio on log10 of the space's dimension over the noise streams in C5 (one point per
+    stream), with its ``level`` t-interval: ``(slope, low, high, streams)``; ``None`` with fewer than 3
+    streams or a single dimension. Theorem 1 says 0; a gain shrinking like ``D^(-1/2)`` would give a
+    clearly negative slope."""
+    units: dict[str, tuple[int, list[float]]] = {}
+    for r in rows:
+        if r["in C5"]:
+            units.setdefault(r["stream"], (r["dim"], []))[1].append(r["ratio"])
+    x = np.log10([dim for dim, _ in units.values()])
+    y = np.array([np.mean(v) for _, v in units.values()])
+    if len(y) < 3 or np.ptp(x) == 0:
+        return None
+    fit = stats.linregress(x, y)
+    half = stats.t.ppf(0.5 + level / 2, len(y) - 2) * fit.stderr
+    return float(fit.slope), float(fit.slope - half), float(fit.slope + half), len(y)
+
+
 def gradient_check(c: Curves, level: float = 0.95) -> dict:
     """Why F1 spread / sigma can miss the autograd ``||g||``: at the smallest grid sigma, the largest
     relative gap between F1/sigma and ``g^T eps`` of the same directions (over their RMS), the F1
@@ -155,6 +174,8 @@ class Summary:
     """the C5 interval: searches ``in C5``, one unit per noise stream (:func:`stream_interval`)"""
     c5_all_interval: Interval | None
     """the same over every search, local-linear or not (shown, not judged)"""
+    c5_slope: tuple[float, float, float, int] | None
+    """:func:`dimension_slope` of the C5 searches (shown, not judged)"""
     gradient_checks: list[dict]
     """:func:`gradient_check` of the synthetic model's and the LM's grids"""
     local: Correlations
@@ -193,7 +214,7 @@ def summarize(cfg: Config, synth: Curves, lm: Curves, local: Ranking, practical:
         lm_name=lm.name, lm_dim=lm.dim, lm_loss=lm.extra["loss"], lm_accuracy=lm.extra["accuracy"],
         lm_grad_norm=lm.grad_norm, lm_best_n=lm.best.n, lm_best_sigma=lm.best.sigma,
         lm_evals_per_s=lm.extra["evals_per_s"], c5_rows=rows, c5_interval=stream_interval(rows),
-        c5_all_interval=stream_interval(rows, every=True), gradient_checks=[gradient_check(c) for c in (synth, lm)],
+        c5_all_interval=stream_interval(rows, every=True), c5_slope=dimension_slope(rows), gradient_checks=[gradient_check(c) for c in (synth, lm)],
         local=correlations(local), practical=correlations(practical),
         c6_n=local.n, c6_subspaces=len(local.names), c6_seeds=local.seeds, randopt_sigma=opt[1], randopt=opt[0],
         seeds=[cfg.seed],

@@ -80,7 +80,8 @@ def claims(s: Summary) -> list[Claim]:
             f"mean over noise streams of measured best-of-N first-order gain / (σ‖Uᵀg‖ e_N) for the "
             f"{len(s.ratios)} searches the F1/F2 diagnostic calls local-linear, of {len(s.c5_rows)} run, in spaces "
             f"of dimension {s.dims[0]:,} to {s.dims[-1]:,} (1 = Theorem 1); over every search: {every.mean:.2f} "
-            f"{_ci(every)}", unit="ratio", seeds=s.seeds)
+            f"{_ci(every)}" + (f"; slope on log10 D {s.c5_slope[0]:.3f} [{s.c5_slope[1]:.3f}, {s.c5_slope[2]:.3f}] "
+                               "(shown, not judged)" if s.c5_slope is not None else ""), unit="ratio", seeds=s.seeds)
     parts = [f"{label} norm r={c.norm:.2g}: rho(density) {c.density_mean:.2f} {_ci(density_interval(c))}, "
              f"rho(mass) {c.mass_mean:.2f}, {c6_at_norm(c)}" for label, c in (("local", s.local),
                                                                               ("practical", s.practical))]

@@ -113,7 +113,7 @@ def chapter2(cfg: Config) -> chapter2_config.Config:
 PRESETS = presets(
     Config,
     smoke={"eval_batch": 16, "n_sigmas": 3, "n_grid": 16, "n_max": 32, "hutchinson_probes": 4, "k": 4,
-           "lora_rank": 2, "c6_n": 16, "c6_seeds": 2, "model": "tiny-llama", "lm_n_sigmas": 2, "lm_pairs": 4,
+           "lora_rank": 2, "c6_n": 32, "c6_seeds": 2, "model": "tiny-llama", "lm_n_sigmas": 2, "lm_pairs": 4,
            "lm_n": 8, "lm_vmap": 2, "randopt_n": 16, "randopt_k": 3, "n_eval": 64, "vmap_batch": 4, "lowrank_max_rank": 4,
            "law_draws": 512, "lowrank_n": 16, "lowrank_seeds": 2, "lowrank_population": 8},
     cpu={},
