@@ -89,7 +89,11 @@ REGISTRY: dict[str, ClaimSpec] = {s.id: s for s in (
                              "median and every-ratio test; every search is reported and enters C5 when the F1/F2 "
                              "diagnostic calls it local-linear (the practical-norm searches too), never by its ratio",
                              "the referee standard of issue 12 (intervals, no selection by ratio); the earlier cpu "
-                             "result had been seen"))),
+                             "result had been seen"),
+                  RuleChange("UNITFIX", "chapter 4: the C6 subspaces given by a basis of the same k searched with one "
+                             "seed count as one noise stream of the C5 interval (they draw the same z), not one each",
+                             "found after the cpu run of 9672fad, which counted 24 streams: those searches are not "
+                             "independent; " + AFTER_CPU))),
     ClaimSpec("C6", "random-search ranking of subspaces follows signal density, not mass", None, None, "math",
               {"theory_rho_partly": 0.8, "search_rho": 0.7, "search_rho_null": 0.0}, fixed_in=("99ff17f", "9672fad"),
               changes=(

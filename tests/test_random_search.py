@@ -324,3 +324,10 @@ def test_dimension_slope_sees_a_gain_that_shrinks_with_dimension():
     slope, low, high, _ = analysis.dimension_slope(shrinking)
     assert high < 0
     assert analysis.dimension_slope(flat[:3]) is None
+
+
+def test_bases_of_one_k_share_a_noise_stream_per_seed():
+    ranking = fake_ranking([5, 4, 3, 2, 1])
+    ranking.dims = [1, 10, 100, 100, 100]  # c, d and e are bases of one k: the same z for one seed
+    streams = {r["stream"] for r in ch.c5_ratios([], [ranking])}
+    assert len(streams) == 2 * 3

@@ -41,8 +41,8 @@ def _ratio(run: SearchResult, norm_g: float) -> float:
 
 def _cases(curves: list[Curves], rankings: list[Ranking]) -> list[tuple]:
     """``(space, dim, search, ||U^T g||, stream, local-linear)`` for every search. ``stream`` names the
-    perturbations: a grid's sigmas share theirs, and a C6 subspace searched with one seed draws the same
-    ``z`` at every norm. ``local-linear`` comes from the F1/F2 diagnostic only, never from a ratio: the
+    perturbations: a grid's sigmas share theirs, and the C6 subspaces of one dimension k searched with
+    one seed draw the same ``z`` in every subspace and at every norm (:func:`_c6_stream`). ``local-linear`` comes from the F1/F2 diagnostic only, never from a ratio: the
     grid's test (with :data:`ODD_TOL`) at each sigma and at the long search's sigma; each C6 search's own
     F1 spread against its |mean F2| (:func:`lls.f1f2.local_linear`)."""
     cases = []
@@ -54,9 +54,16 @@ def _cases(curves: list[Curves], rankings: list[Ranking]) -> list[tuple]:
     for ranking in rankings:
         for j, name in enumerate(ranking.names):
             cases += [(f"synthetic, {name} (r={ranking.norm:.2g})", ranking.dims[j], row[j], float(np.sqrt(m)),
-                       f"synthetic, {name}: seed {row[j].seed}", local_linear(row[j]))
+                       _c6_stream(name, j, ranking.dims[j], row[j].seed), local_linear(row[j]))
                       for row, m in zip(ranking.searches, ranking.mass_seed[:, j], strict=True)]
     return cases
+
+
+def _c6_stream(name: str, j: int, k: int, seed: int) -> str:
+    """The noise stream of a C6 search: the full space and the LoRA space (``j`` 0 and 1, no basis) draw
+    their own noise; every subspace given by a basis of the same ``k`` draws the same ``z_i`` for one
+    seed (``eps = U z``), so those share one stream per seed."""
+    return f"synthetic, {name}: seed {seed}" if j < 2 else f"synthetic, bases of k={k}: seed {seed}"
 
 
 def c5_ratios(curves: list[Curves], rankings: list[Ranking], min_n: int = MIN_N) -> list[dict]:
@@ -83,8 +90,8 @@ def stream_interval(rows: list[dict], every: bool = False) -> Interval | None:
         return None
     found = t_interval([float(np.mean(v)) for v in units.values()], unit="noise streams")
     searches = sum(len(v) for v in units.values())
-    return replace(found, method=f"{found.method} ({searches} searches, the σ of a grid or the norms of a "
-                                 "subspace sharing their directions pooled), all on one synthetic model at one "
+    return replace(found, method=f"{found.method} ({searches} searches; those sharing their directions, the σ of "
+                                 "a grid or the bases of one k with one seed, pooled), all on one synthetic model at one "
                                  "θ_f and one LM: a spread over searches, not over training seeds")
 
 
@@ -214,7 +221,8 @@ def summarize(cfg: Config, synth: Curves, lm: Curves, local: Ranking, practical:
         lm_name=lm.name, lm_dim=lm.dim, lm_loss=lm.extra["loss"], lm_accuracy=lm.extra["accuracy"],
         lm_grad_norm=lm.grad_norm, lm_best_n=lm.best.n, lm_best_sigma=lm.best.sigma,
         lm_evals_per_s=lm.extra["evals_per_s"], c5_rows=rows, c5_interval=stream_interval(rows),
-        c5_all_interval=stream_interval(rows, every=True), c5_slope=dimension_slope(rows), gradient_checks=[gradient_check(c) for c in (synth, lm)],
+        c5_all_interval=stream_interval(rows, every=True), c5_slope=dimension_slope(rows),
+        gradient_checks=[gradient_check(c) for c in (synth, lm)],
         local=correlations(local), practical=correlations(practical),
         c6_n=local.n, c6_subspaces=len(local.names), c6_seeds=local.seeds, randopt_sigma=opt[1], randopt=opt[0],
         seeds=[cfg.seed],
