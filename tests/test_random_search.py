@@ -329,5 +329,8 @@ def test_dimension_slope_sees_a_gain_that_shrinks_with_dimension():
 def test_bases_of_one_k_share_a_noise_stream_per_seed():
     ranking = fake_ranking([5, 4, 3, 2, 1])
     ranking.dims = [1, 10, 100, 100, 100]  # c, d and e are bases of one k: the same z for one seed
+    for row in ranking.searches:  # as in the protocol: one search seed for every subspace of a row
+        for run in row:
+            run.seed = row[0].seed
     streams = {r["stream"] for r in ch.c5_ratios([], [ranking])}
     assert len(streams) == 2 * 3
