@@ -90,7 +90,7 @@ REGISTRY: dict[str, ClaimSpec] = {s.id: s for s in (
                              "diagnostic calls it local-linear (the practical-norm searches too), never by its ratio",
                              "the referee standard of issue 12 (intervals, no selection by ratio); the earlier cpu "
                              "result had been seen"),
-                  RuleChange("UNITFIX", "chapter 4: the C6 subspaces given by a basis of the same k searched with one "
+                  RuleChange("7d9a8bb", "chapter 4: the C6 subspaces given by a basis of the same k searched with one "
                              "seed count as one noise stream of the C5 interval (they draw the same z), not one each",
                              "found after the cpu run of 9672fad, which counted 24 streams: those searches are not "
                              "independent; " + AFTER_CPU))),
