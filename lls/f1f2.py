@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy import stats
 
 from lls.noise import NoiseTable
 from lls.params import ParamSpace
-from lls.search import SearchResult, best_of_n
+from lls.search import SearchResult, best_of_n, perturbation
 
 
 @dataclass
@@ -101,3 +102,29 @@ def f1_f2(space: ParamSpace, eval_loss: Callable[[], float], sigmas: Sequence[fl
     return F1F2Result(sigmas=np.asarray(sigmas, dtype=float), f1=np.stack([r.f1 for r in runs]),
                       f2=np.stack([r.f2 for r in runs]), base=runs[0].base, dim=runs[0].dim,
                       runs=runs)
+
+
+def local_linear(run: SearchResult, margin: float = 1.0) -> bool:
+    """The diagnostic for one antithetic search: its F1 spread exceeds ``margin`` times its ``|mean F2|``
+    (no ratio to a prediction enters)."""
+    return bool(run.f1.std(ddof=1) > margin * abs(run.f2.mean()))
+
+
+def projections(space: ParamSpace, grad: torch.Tensor, seed: int, n: int, *,
+                basis: torch.Tensor | None = None, noise: NoiseTable | None = None) -> np.ndarray:
+    """``g^T eps_i`` at unit sigma for the first ``n`` perturbations of ``seed``: the exact first-order
+    term of the very directions a search with that seed draws (F1 / sigma tends to it as sigma -> 0).
+
+    ``grad`` (D,) the autograd gradient of the space; returns (n,) float64.
+    """
+    g = grad.double()
+    return np.array([float(g @ perturbation(space, seed, i, 1.0, basis, noise).double()) for i in range(n)])
+
+
+def spread_range(pairs: int, level: float = 0.95) -> tuple[float, float]:
+    """Where the sample standard deviation (ddof=1) of ``pairs`` Gaussian draws falls, as a multiple of
+    the true one, with probability ``level``: ``sqrt(chi2_{P-1} quantiles / (P-1))``."""
+    if pairs < 2:
+        raise ValueError(f"a spread needs at least 2 pairs, got {pairs}")
+    q = stats.chi2.ppf([(1 - level) / 2, (1 + level) / 2], pairs - 1) / (pairs - 1)
+    return float(np.sqrt(q[0])), float(np.sqrt(q[1]))

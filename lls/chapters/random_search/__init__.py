@@ -18,10 +18,14 @@ from lls.chapters.random_search.figures import (
     figure_best_of_n,
     figure_density,
     figure_diagnostic,
+    figure_lowrank,
     figure_randopt,
 )
+from lls.chapters.random_search.lowrank_analysis import law_table, noise_table, summarize_lowrank
 from lls.chapters.random_search.protocol import (
     lm_curves,
+    lowrank_law,
+    lowrank_searches,
     randopt_synthetic,
     subspace_ranking,
     synthetic_curves,
@@ -29,6 +33,7 @@ from lls.chapters.random_search.protocol import (
 
 __all__ = [
     "PRESETS", "Config", "Summary", "c5_ratios", "claims", "curves_table", "figure_best_of_n", "figure_density",
-    "figure_diagnostic", "figure_randopt", "lm_curves", "randopt_synthetic", "ranking_table", "ratios_table",
-    "subspace_ranking", "summarize", "synthetic_curves",
+    "figure_diagnostic", "figure_lowrank", "figure_randopt", "law_table", "lm_curves", "lowrank_law",
+    "lowrank_searches", "noise_table", "randopt_synthetic", "ranking_table", "ratios_table", "subspace_ranking",
+    "summarize", "summarize_lowrank", "synthetic_curves",
 ]

@@ -18,6 +18,9 @@ ODD_TOL = 0.2
 """Largest relative drift of F1/sigma from the smallest grid sigma still called local-linear
 (a regime diagnostic, see :attr:`lls.f1f2.F1F2Result.odd_deviation`)."""
 
+LOCAL_FRACTION = 0.1
+"""The C6 local norm as a fraction of the smallest optimal norm over the subspaces (:func:`.protocol.c6_norm`)."""
+
 LM_MODELS = tuple(name for name in models.MODEL_NAMES if name != "synthetic-gpt2")
 """The pretrained (or tiny random) LMs whose LoRA space can be searched."""
 
@@ -80,6 +83,16 @@ class Config(ChapterConfig):
     """task-A test sequences on which RandOpt's members and vote are evaluated (was randopt_test)"""
     vmap_batch: int = param(1, low=1, high=1024)
     """perturbations per batched (vmap) pass in the synthetic searches; 1 = in place"""
+    lowrank_max_rank: int = param(16, low=1, high=1024)
+    """largest rank of the low-rank noise compared with Gaussian noise (ranks 1, 4, 16, ... up to it)"""
+    law_draws: int = param(8192, low=64, high=1 << 22)
+    """Monte-Carlo draws of the low-rank first-order signal g^T eps per rank"""
+    lowrank_n: int = param(256, low=4, high=1 << 20)
+    """antithetic pairs per search in the low-rank against Gaussian comparison"""
+    lowrank_seeds: int = param(5, low=2, high=50)
+    """search seeds of that comparison (one search per seed and noise)"""
+    lowrank_population: int = param(32, low=1, high=4096)
+    """low-rank candidates evaluated per batched forward pass"""
 
     def rules(self) -> list[tuple[bool, str]]:
         return [
@@ -100,11 +113,12 @@ def chapter2(cfg: Config) -> chapter2_config.Config:
 PRESETS = presets(
     Config,
     smoke={"eval_batch": 16, "n_sigmas": 3, "n_grid": 16, "n_max": 32, "hutchinson_probes": 4, "k": 4,
-           "lora_rank": 2, "c6_n": 16, "c6_seeds": 2, "model": "tiny-llama", "lm_n_sigmas": 2, "lm_pairs": 4,
-           "lm_n": 8, "lm_vmap": 2, "randopt_n": 16, "randopt_k": 3, "n_eval": 64, "vmap_batch": 4},
+           "lora_rank": 2, "c6_n": 32, "c6_seeds": 2, "model": "tiny-llama", "lm_n_sigmas": 2, "lm_pairs": 4,
+           "lm_n": 8, "lm_vmap": 2, "randopt_n": 16, "randopt_k": 3, "n_eval": 64, "vmap_batch": 4, "lowrank_max_rank": 4,
+           "law_draws": 512, "lowrank_n": 16, "lowrank_seeds": 2, "lowrank_population": 8},
     cpu={},
     paper={"eval_batch": 256, "n_sigmas": 7, "n_grid": 1024, "n_max": 4096, "hutchinson_probes": 64, "k": 32,
            "lora_rank": 8, "c6_n": 1024, "c6_seeds": 5, "model": "qwen2.5-0.5b", "lm_examples": 16,
            "lm_n_sigmas": 5, "lm_pairs": 32, "lm_n": 512, "lm_vmap": 1, "randopt_n": 2048, "randopt_k": 50,
-           "n_eval": 2048},
+           "n_eval": 2048, "lowrank_max_rank": 64, "law_draws": 32768, "lowrank_n": 1024, "lowrank_seeds": 10},
 )

@@ -9,7 +9,10 @@
   several subspaces (full, LoRA, trajectory prefix, gradient top-k, Hessian top-k, gradient
   direction, random k), for ranking against signal density and mass (C6);
 * :func:`randopt_synthetic`: beyond the paper, top-K selection of random perturbations with a
-  majority-vote ensemble (RandOpt / "neural thickets", Gan et al. 2026) on task-A accuracy.
+  majority-vote ensemble (RandOpt / "neural thickets", Gan et al. 2026) on task-A accuracy;
+* :func:`lowrank_law` and :func:`lowrank_searches`: Theorem 1 under low-rank noise, the law of
+  ``g^T eps`` checked by Monte Carlo over the rank, and best-of-N with low-rank against Gaussian
+  noise of the same expected norm on the synthetic model's matrices (:mod:`.lowrank_noise`).
 
 theta_f is chapter 2's own cached point (:func:`lls.chapters.synthetic.protocol.forgotten` with
 chapter 2's :class:`~lls.chapters.synthetic.config.Training` for the same preset), never a copy;
@@ -19,17 +22,27 @@ the C6 trajectory prefix is the start of chapter 2's recovery phase (its ``lr``)
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from lls import subspace, theory
 from lls.cache import cached
-from lls.chapters.random_search.config import ODD_TOL, Config, chapter2
+from lls.chapters.random_search.config import LOCAL_FRACTION, Config, chapter2
+from lls.chapters.random_search.curves import Curves, claim_n, linear_sigma, search_curves, trace_estimate
+from lls.chapters.random_search.lowrank_noise import (
+    LawCheck,
+    NoiseSearches,
+    law_check,
+    law_ns,
+    matrix_gradients,
+    matrix_space,
+    noise_searches,
+    ranks_up_to,
+)
 from lls.chapters.synthetic import protocol as chapter2_protocol
-from lls.curvature import hessian_operator, hutchinson_trace, lanczos_topk
-from lls.f1f2 import F1F2Result, f1_f2
+from lls.curvature import hessian_operator, lanczos_topk
 from lls.grids import log_grid
 from lls.params import ParamSpace, batch_gradients
 from lls.protocols.forget_recover import recover
@@ -37,18 +50,6 @@ from lls.randopt import RandOptResult, randopt
 from lls.search import Objective, SearchResult, best_of_n, sigma_for_norm
 from lls.seeds import derive, generator
 from lls.synthetic import answer_logits, batch_loss
-
-
-def linear_sigma(diag: F1F2Result) -> float:
-    """The largest grid sigma in the local-linear regime (F1 spread > |mean F2| and F1/sigma within
-    :data:`ODD_TOL` of its small-sigma value); else the smallest sigma."""
-    inside = diag.sigmas[diag.linear(odd_tol=ODD_TOL)]
-    return float(inside.max()) if inside.size else float(diag.sigmas.min())
-
-
-def claim_n(n: int) -> int:
-    """The N at which a best-of-N curve enters the C5 ratio: N/4 of the N evaluated (well estimated), >= 2."""
-    return max(2, n // 4)
 
 
 @dataclass
@@ -78,45 +79,6 @@ def setup(cfg: Config) -> Setup:
     grad = batch_gradients(space, batch_loss, [batch])[0]
     return Setup(space, Objective(space.model, batch_loss, batch), grad, training.task,
                  chapter2_protocol.pretrain(training, cfg.seed).accuracy, point.accuracy)
-
-
-def _trace(space: ParamSpace, objective: Objective, n: int, seed: int, *stream: str) -> tuple[float, float]:
-    """Hutchinson estimate of tr H with ``n`` probes from the named stream ``(seed, *stream)``, drawn on
-    the model's device: (estimate, standard error)."""
-    closure = space.loss_closure(objective.batch_loss, objective.batch)
-    gen = generator(seed, *stream, device=space.params()[0].device)
-    return hutchinson_trace(hessian_operator(closure, space.get()), space.dim, n, gen)
-
-
-@dataclass
-class Curves:
-    """Best-of-N curves over a sigma grid in one space, with the quantities Theorem 1 needs."""
-
-    name: str
-    dim: int
-    diag: F1F2Result
-    grad_norm: float
-    trace: float
-    trace_se: float
-    best: SearchResult | None = None  # the long search at the largest local-linear sigma
-    extra: dict = field(default_factory=dict)
-
-    def searches(self) -> list[SearchResult]:
-        """The grid's searches and the long one."""
-        return list(self.diag.runs) + ([self.best] if self.best is not None else [])
-
-
-def search_curves(name: str, stream: str, space: ParamSpace, objective: Objective, grad: torch.Tensor,
-                  sigmas: np.ndarray, pairs: int, n: int, seed: int, batch_size: int, probes: int) -> Curves:
-    """F1/F2 with ``pairs`` antithetic pairs at each sigma, then ``n`` pairs at the largest local-linear
-    sigma, the autograd ``||g||`` and a Hutchinson ``tr H`` with ``probes`` probes; their random
-    streams are named ``(seed, stream, ...)``."""
-    diag = f1_f2(space, objective, sigmas, pairs, seed=derive(seed, stream, "sigma grid"), batch_size=batch_size)
-    best = best_of_n(space, objective, n, linear_sigma(diag), seed=derive(seed, stream, "long search"),
-                     batch_size=batch_size)
-    trace, trace_se = _trace(space, objective, probes, seed, stream, "hutchinson")
-    return Curves(name, space.dim, diag, float(grad.norm()), trace, trace_se, best=best,
-                  extra={"evals_per_s": 2 * n / best.seconds})
 
 
 @cached
@@ -221,7 +183,7 @@ def subspaces(cfg: Config) -> Subspaces:
     lora_model, adapters = lora_space(cfg, space.model)
     g_lora = batch_gradients(adapters, batch_loss, [s.objective.batch])[0]
     trace = synthetic_curves(cfg).trace
-    trace_lora, _ = _trace(adapters, Objective(lora_model, batch_loss, s.objective.batch), cfg.hutchinson_probes,
+    trace_lora, _ = trace_estimate(adapters, Objective(lora_model, batch_loss, s.objective.batch), cfg.hutchinson_probes,
                            cfg.seed, "synthetic lora", "hutchinson")
     seeds = [derive(cfg.seed, "c6 search", j) for j in range(cfg.c6_seeds)]
     random = [subspace.random_basis(space.dim, k, generator(cfg.seed, "c6 random basis", j))
@@ -243,8 +205,8 @@ def c6_norm(cfg: Config, regime: str, subs: Subspaces) -> float:
     """The expected perturbation norm r of the C6 searches.
 
     ``practical``: the full space's largest local-linear grid sigma (or ``c6_sigma``) times sqrt(D),
-    where random search in the full space gains most while staying near-linear. ``local``: a tenth
-    of the smallest optimal norm ``sqrt(density) e_N / |curvature|`` over the subspaces, so that
+    where random search in the full space gains most while staying near-linear. ``local``:
+    :data:`LOCAL_FRACTION` of the smallest optimal norm ``sqrt(density) e_N / |curvature|`` over the subspaces, so that
     every subspace is searched in its own local-linear regime (Proposition 1's assumption).
     """
     if regime == "practical":
@@ -256,7 +218,7 @@ def c6_norm(cfg: Config, regime: str, subs: Subspaces) -> float:
     curv = np.abs(np.array(subs.curvature + [float(np.mean(subs.random_curvature))]))
     density = mass / np.array(subs.dims, dtype=float)
     optimal = np.sqrt(density) * theory.expected_max_normal(claim_n(cfg.c6_n)) / np.maximum(curv, 1e-12)
-    return 0.1 * float(optimal.min())
+    return LOCAL_FRACTION * float(optimal.min())
 
 
 @dataclass
@@ -326,3 +288,28 @@ def randopt_synthetic(cfg: Config) -> tuple[RandOptResult, float]:
     result = randopt(s.space, lambda: -s.objective(), predict, targets, cfg.randopt_n, cfg.randopt_k,
                      sigma, seed=derive(cfg.seed, "randopt"))
     return result, sigma
+
+
+@cached
+def lowrank_law(cfg: Config) -> LawCheck:
+    """Theorem 1 under low-rank noise: ``law_draws`` Monte-Carlo draws of ``g^T eps`` per rank (1, 4, ...
+    up to ``lowrank_max_rank``) with the gradient of the synthetic model's matrices at theta_f, against
+    :mod:`lls.lowrank_law`'s variance, kurtosis and ``e~_N``."""
+    s = setup(cfg)
+    space = matrix_space(s.space)
+    return law_check(matrix_gradients(space, s.objective), ranks_up_to(cfg.lowrank_max_rank), cfg.law_draws,
+                     law_ns(cfg.law_draws), cfg.seed)
+
+
+@cached
+def lowrank_searches(cfg: Config) -> NoiseSearches:
+    """Best-of-``lowrank_n`` on the synthetic model's matrices at theta_f with low-rank noise of each rank
+    and with Gaussian noise, at the full space's largest local-linear grid sigma (same expected total
+    norm), one search per seed and noise (``lowrank_seeds`` seeds)."""
+    s = setup(cfg)
+    space = matrix_space(s.space)
+    norm = float(torch.sqrt(sum((g**2).sum() for g in matrix_gradients(space, s.objective))))
+    seeds = [derive(cfg.seed, "low-rank search", j) for j in range(cfg.lowrank_seeds)]
+    return noise_searches(space, s.objective, linear_sigma(synthetic_curves(cfg).diag), cfg.lowrank_n,
+                          ranks_up_to(cfg.lowrank_max_rank), seeds, norm, vmap_batch=cfg.vmap_batch,
+                          population=cfg.lowrank_population)
