@@ -230,7 +230,7 @@ class Claim:
 
     @classmethod
     def from_interval(cls, claim_id: str, interval: Interval, verdict: str, note: str, unit: str = "",
-                      seeds: list[int] | None = None) -> Claim:
+                      seeds: list[int] | None = None, kind: str | None = None) -> Claim:
         """A claim whose value, spread, n and interval come from ``interval``."""
         return cls(claim_id, interval.mean, verdict, note, unit, interval.sd, list(seeds or []), interval.n,
-                   [interval.low, interval.high] if interval.known else None, interval.method)
+                   [interval.low, interval.high] if interval.known else None, interval.method, kind)

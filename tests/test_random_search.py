@@ -174,6 +174,7 @@ def test_claims_follow_the_measurements():
     follows, reversed_ = fake_ranking([5, 4, 3, 2, 1], seeds=3), fake_ranking([1, 2, 3, 4, 5], seeds=3)
     good = ch.claims(summary([fake_curves()], follows, follows))
     assert [c.verdict for c in good] == ["reproduced", "reproduced"]
+    assert [c.kind for c in good] == ["empirical", "empirical"]  # measured on trained models, not a math check
     assert good[1].value == pytest.approx(1.0) and good[1].seeds == [0, 1, 2] and good[1].n == 3
     assert good[0].n == 1 + 3 * 5 and "noise streams" in good[0].interval_method and good[0].ci is not None
     assert ch.claims(summary([fake_curves()], follows, reversed_))[1].verdict == "partly"

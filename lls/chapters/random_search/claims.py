@@ -73,7 +73,7 @@ def claims(s: Summary) -> list[Claim]:
     every = s.c5_all_interval
     if s.c5_interval is None:
         c5 = Claim("C5", None, "inconclusive", f"no search of the {len(s.c5_rows)} run is local-linear by the "
-                   "F1/F2 diagnostic", unit="ratio", seeds=s.seeds)
+                   "F1/F2 diagnostic", unit="ratio", seeds=s.seeds, kind="empirical")
     else:
         c5 = Claim.from_interval(
             "C5", s.c5_interval, c5_verdict(s.c5_interval),
@@ -81,12 +81,14 @@ def claims(s: Summary) -> list[Claim]:
             f"{len(s.ratios)} searches the F1/F2 diagnostic calls local-linear, of {len(s.c5_rows)} run, in spaces "
             f"of dimension {s.dims[0]:,} to {s.dims[-1]:,} (1 = Theorem 1); over every search: {every.mean:.2f} "
             f"{_ci(every)}" + (f"; slope on log10 D {s.c5_slope[0]:.3f} [{s.c5_slope[1]:.3f}, {s.c5_slope[2]:.3f}] "
-                               "(shown, not judged)" if s.c5_slope is not None else ""), unit="ratio", seeds=s.seeds)
+                               "(shown, not judged)" if s.c5_slope is not None else ""), unit="ratio", seeds=s.seeds,
+            kind="empirical")
     parts = [f"{label} norm r={c.norm:.2g}: rho(density) {c.density_mean:.2f} {_ci(density_interval(c))}, "
              f"rho(mass) {c.mass_mean:.2f}, {c6_at_norm(c)}" for label, c in (("local", s.local),
                                                                               ("practical", s.practical))]
     c6 = Claim.from_interval(
         "C6", density_interval(s.local), c6_verdict(s.local, s.practical),
         f"Spearman rank correlation of measured best-of-{s.c6_n} gain with density ‖Uᵀg‖²/k over "
-        f"{s.c6_subspaces} subspaces at a fixed norm; " + "; ".join(parts), unit="Spearman rho", seeds=s.c6_seeds)
+        f"{s.c6_subspaces} subspaces at a fixed norm; " + "; ".join(parts), unit="Spearman rho", seeds=s.c6_seeds,
+        kind="empirical")
     return [c5, c6]
