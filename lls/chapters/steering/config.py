@@ -64,13 +64,13 @@ class Config(ChapterConfig):
     """random directions for the cosine null of C8 (a distribution)"""
     n_random: int = param(20, low=2)
     """random steering directions of equal norm for the null of C9"""
-    tune_steps: int = param(40, low=1)
+    tuning_steps: int = param(40, low=1)
     """LoRA steps of the format tuning (tuned variant)"""
-    tune_batch: int = param(16, low=2)
+    tuning_batch: int = param(16, low=2)
     """statements per tuning step"""
-    tune_lr: float = param(1e-3, low=1e-6, high=1.0)
+    tuning_lr: float = param(1e-3, low=1e-6, high=1.0)
     """Adam learning rate of the format tuning"""
-    tune_gate: float = param(0.5, low=0.0, high=1.0)
+    tuning_gate: float = param(0.5, low=0.0, high=1.0)
     """the tuned variant is used only if its validation AUROC interval lies wholly above this (0: always)"""
 
     def scale_list(self) -> list[float]:
@@ -127,9 +127,9 @@ PRESETS = presets(
     Config,
     smoke={"models": "tiny-llama,tiny-gpt2", "n_probe": 8, "step_batch": 8, "n_eval": 8, "n_seeds": 2,
            "step_norm": 1e-3, "lora_step_norm": 1e-3, "lora_rank": 4, "grid_layers": 2, "scales": "2,8",
-           "side_tokens": 16, "n_null": 100, "n_random": 3, "tune_steps": 2, "tune_batch": 4,
-           "tune_gate": 0.0},
+           "side_tokens": 16, "n_null": 100, "n_random": 3, "tuning_steps": 2, "tuning_batch": 4,
+           "tuning_gate": 0.0},
     cpu={},
     paper={"models": "qwen2.5-0.5b,olmo", "data": "boolq", "n_probe": 256, "step_batch": 128, "n_eval": 500,
-           "n_seeds": 5, "grid_layers": 8, "scales": "2,8,32", "side_tokens": 1024, "tune_steps": 300},
+           "n_seeds": 5, "grid_layers": 8, "scales": "2,8,32", "side_tokens": 1024, "tuning_steps": 300},
 )

@@ -106,7 +106,7 @@ class AlignmentSpec:
     def of(cls, cfg: Config, concept: str, variant: str) -> AlignmentSpec:
         """The alignment spec of ``concept`` on ``variant`` under ``cfg``."""
         device = cfg.torch_device()
-        tune = TuneSpec(cfg.tune_steps, cfg.tune_batch, cfg.tune_lr, cfg.lora_rank, cfg.seed,
+        tune = TuneSpec(cfg.tuning_steps, cfg.tuning_batch, cfg.tuning_lr, cfg.lora_rank, cfg.seed,
                         DataSpec.of(cfg, "truth"), device)
         return cls(DataSpec.of(cfg, concept), variant, tune, cfg.seed, cfg.n_seeds, cfg.n_probe, cfg.step_batch,
                    cfg.step_norm, cfg.lora_step_norm, cfg.lora_rank, cfg.n_null, device)
@@ -294,7 +294,7 @@ class Results:
 def run(cfg: Config) -> Results:
     """The chapter's experiments: per model, the tuning (if asked), then per variant and concept
     the alignment and the grid; a tuned variant whose validation AUROC interval does not clear
-    ``cfg.tune_gate`` (0.5 = chance; 0 on smoke, so that its tiny random models reach every path) is not used (the reason is kept in ``skipped``)."""
+    ``cfg.tuning_gate`` (0.5 = chance; 0 on smoke, so that its tiny random models reach every path) is not used (the reason is kept in ``skipped``)."""
     from lls.chapters.steering.auc import tuning_gate
 
     out = Results({}, {}, {}, {})
@@ -302,7 +302,7 @@ def run(cfg: Config) -> Results:
         for variant in cfg.variant_list():
             if variant == "tuned":
                 out.tunings[name] = format_tuning(AlignmentSpec.of(cfg, "truth", variant).tune, name)
-                why = tuning_gate(out.tunings[name], cfg.seed, cfg.tune_gate)
+                why = tuning_gate(out.tunings[name], cfg.seed, cfg.tuning_gate)
                 if why:
                     out.skipped.update({(name, c, variant): why for c in cfg.concept_list()})
                     continue
