@@ -125,14 +125,30 @@ REGISTRY: dict[str, ClaimSpec] = {s.id: s for s in (
     ClaimSpec("C7", "under constant Hessian recovery lives in a Krylov subspace (Lemma 1)", None, None, "math",
               {"residual_max": 1e-10}, fixed_in=("99ff17f",)),
     ClaimSpec("C8", "one gradient step shifts activations along the CAA vector (cosine 0.58)", 0.58, "cosine",
-              "empirical", {"tolerance": 0.15}, fixed_in=("212aead",), changes=(
+              "empirical", {"tolerance": 0.15, "null_quantile": 0.95}, fixed_in=("212aead", "a72a494"), changes=(
                   RuleChange("6048e54", "chapter 5: statements split into halves by fact (true and false twins "
                              "together) instead of by statement", "a split by statement made CAA anti-correlated "
-                             "across halves (cosine about -0.7); " + AFTER_CPU),)),
+                             "across halves (cosine about -0.7); " + AFTER_CPU),
+                  RuleChange("a72a494", "chapter 5: C8 decided on a t-interval over data splits, per concept, "
+                             "model variant and shift (mean shift and ΔCAA = shift on true minus shift on false "
+                             "probes): reproduced when the interval clears the paper's cosine minus 'tolerance', "
+                             "partly when it clears the 'null_quantile' of |cos| of random directions, "
+                             "contradicted when wholly below minus that null; capped at partly when the labelled "
+                             "step does not beat the shuffled-label step (paired interval over splits)",
+                             "issue 13 (the old rule compared point estimates and the mean shift only); "
+                             + AFTER_CPU),)),
     ClaimSpec("C9", "that shift steers like CAA (Qwen-0.5B BoolQ; OLMo less consistent)", 1.2, None,
-              "empirical", {"caa_fraction": 0.5}, fixed_in=("212aead",), changes=(
+              "empirical", {"caa_fraction": 0.5}, fixed_in=("212aead", "a72a494"), changes=(
                   RuleChange("caa03ef", "chapter 5: steering scales widened to ±8 and ±32 CAA norms",
-                             "±1 and ±4 changed no accuracy on SmolLM2; " + AFTER_CPU),)),
+                             "±1 and ±4 changed no accuracy on SmolLM2; " + AFTER_CPU),
+                  RuleChange("a72a494", "chapter 5: C9 decided on bootstrap intervals over test statements "
+                             "(layer and positive scale chosen on a validation split): contradicted when the step "
+                             "vector's gain is wholly below 0; not reproduced when it does not beat the best null "
+                             "(random directions of equal norm, pure threshold shift; chosen on validation alike); "
+                             "inconclusive when that comparison straddles 0; reproduced when it beats the null and "
+                             "its gain minus 'caa_fraction' times CAA's is wholly >= 0, partly otherwise",
+                             "issue 13 (the old rule picked the scale on the reported statements and compared "
+                             "point estimates with one random direction); " + AFTER_CPU),)),
     ClaimSpec("C10", "sequential specialisation is brittle, simultaneous multitask training robust", None, None,
               "empirical", {"margin": 0.02, "no_gap": 0.0, "comparable_accuracy": 0.05},
               fixed_in=("2237ce1", "a696c1c"), changes=(
@@ -210,6 +226,10 @@ class Claim:
     kind: str | None = None
     """``math`` or ``empirical``; ``None`` takes the registry's kind (a chapter that measures a
     ``math`` claim on trained models passes ``empirical``)"""
+    concept: str = ""
+    """what a steering claim's vectors contrast (chapter 5: ``truth``, ``plural``, ...); empty elsewhere"""
+    model_variant: str = ""
+    """which model a steering claim was measured on (chapter 5: ``untuned``, ``tuned``); empty elsewhere"""
     paper: float | None = field(init=False)
     paper_unit: str | None = field(init=False)
 

@@ -19,7 +19,9 @@ the prompt's last position.
 * :func:`activation_shift`: the mean last-token activation shift that step causes, measured by
   forward passes before and after, and its first-order pushforward ``J_theta h . delta``
   (:func:`torch.func.jvp`).
-* :func:`steering_metrics`: accuracy, mean margin and perplexity while a vector is added.
+* :func:`steered_scores`: per-statement numbers while a vector is added (:func:`statement_numbers`:
+  the answer score and the log-likelihood of each statement's own text, the likelihood target),
+  and the perplexity of unrelated text.
 """
 
 from __future__ import annotations
@@ -125,11 +127,12 @@ class StatementBatch:
         return StatementBatch(self.input_ids, self.attention_mask, labels.bool(), self.answer_ids)
 
 
-def encode_statements(tokenizer, statements, max_length: int = 256,
-                      device: str | torch.device = "cpu") -> StatementBatch:
-    """Encode ``lls.textdata.Statement`` objects with :data:`lls.evaluation.STATEMENT_PROMPT`
-    (the prompt the zero-shot accuracy of :func:`lls.evaluation.statement_scores` reads), on ``device``."""
-    enc = tokenizer([evaluation.STATEMENT_PROMPT.format(text=s.text) for s in statements],
+def encode_statements(tokenizer, statements, max_length: int = 256, device: str | torch.device = "cpu",
+                      prompt: str = evaluation.STATEMENT_PROMPT) -> StatementBatch:
+    """Encode ``lls.textdata.Statement`` objects with ``prompt`` (default
+    :data:`lls.evaluation.STATEMENT_PROMPT`, the prompt the zero-shot accuracy of
+    :func:`lls.evaluation.statement_scores` reads; ``"{text}"``: the bare text), on ``device``."""
+    enc = tokenizer([prompt.format(text=s.text) for s in statements],
                     return_tensors="pt", padding=True, truncation=True, max_length=max_length,
                     padding_side="right")
     labels = torch.tensor([bool(s.label) for s in statements])
@@ -154,6 +157,16 @@ def contrast_loss(call, batch: StatementBatch) -> torch.Tensor:
     over ``(logit(" True"), logit(" False"))``, so only the label-dependent part is learned."""
     pair = _answer_logits(call, batch)[:, batch.answer_ids]
     return nn.functional.cross_entropy(pair, (~batch.labels).long())
+
+
+def likelihood_loss(call, batch: StatementBatch) -> torch.Tensor:
+    """Minus the mean of ``±log p(prompt)`` (nats, summed over each prompt's tokens after the
+    first; + for a true/positive statement, - for its twin): a step on it raises the likelihood of
+    the positive side of a contrast and lowers the other's (no question, no answer format)."""
+    logits = call(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1].float()
+    picked = logits.log_softmax(-1).gather(-1, batch.input_ids[:, 1:, None])[..., 0]
+    logp = (picked * batch.attention_mask[:, 1:]).sum(dim=1)
+    return -(logp * (batch.labels.float() * 2 - 1)).mean()
 
 
 def _answer_logits(call, batch: StatementBatch) -> torch.Tensor:
@@ -206,24 +219,30 @@ class Shift:
     """The mean last-token activation shift of a parameter step, each ``(layers, d_model)``:
     ``measured`` = mean activation after the step minus before, ``predicted`` = the first-order
     pushforward ``J_theta mean_h . delta`` (``None`` when not asked for); ``loss_before`` /
-    ``loss_after`` = :func:`truth_loss` (nats) on the probe prompts before and after the step."""
+    ``loss_after`` = the step's loss (nats, default :func:`truth_loss`) on the probe prompts before and
+    after the step."""
 
     measured: torch.Tensor
     predicted: torch.Tensor | None
     loss_before: float
     loss_after: float
+    delta: torch.Tensor | None = None
+    """``(layers, d_model)``: the shift on true probes minus the shift on false probes (ΔCAA: how
+    the step changes the CAA vector of the probe set; ``None`` when the probe has one label only)"""
 
 
-def _probe_pass(call, batch: StatementBatch, model: nn.Module, detach: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """One forward pass: ``(mean last-token activation (layers, d), truth_loss)``."""
+def _probe_pass(call, batch: StatementBatch, model: nn.Module, detach: bool, rows: bool = False,
+                loss_fn=truth_loss) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass: ``(mean last-token activation (layers, d), loss_fn)``; with ``rows``
+    the activations of every prompt, ``(layers, n, d)``."""
     with record_activations(model, detach=detach) as records:
-        loss = truth_loss(call, batch)
+        loss = loss_fn(call, batch)
     acts = torch.stack([last_token(torch.cat(records[i]), batch.attention_mask) for i in records])
-    return acts.mean(dim=1), loss
+    return (acts if rows else acts.mean(dim=1)), loss
 
 
 def activation_shift(space: ParamSpace, delta: torch.Tensor, probe: StatementBatch,
-                     predict: bool = True) -> Shift:
+                     predict: bool = True, loss=truth_loss) -> Shift:
     """Measure (and, if ``predict``, predict) the mean last-token activation shift of the step ``delta``.
 
     Forward passes at ``theta0`` and ``theta0 + delta`` give the measured shift (``delta`` is
@@ -235,12 +254,12 @@ def activation_shift(space: ParamSpace, delta: torch.Tensor, probe: StatementBat
     model = space.model
     params = space.params()
     with torch.no_grad():
-        before, loss_before = _probe_pass(model, probe, model, detach=True)
+        before, loss_before = _probe_pass(model, probe, model, True, True, loss)
         saved = [p.detach().clone() for p in params]
         try:
             for p, step in zip(params, space.to_dict(delta).values(), strict=True):
                 p.add_(step.to(p.dtype))
-            after, loss_after = _probe_pass(model, probe, model, detach=True)
+            after, loss_after = _probe_pass(model, probe, model, True, True, loss)
         finally:
             for p, value in zip(params, saved, strict=True):
                 p.copy_(value)
@@ -251,7 +270,10 @@ def activation_shift(space: ParamSpace, delta: torch.Tensor, probe: StatementBat
         with sdpa_kernel(SDPBackend.MATH):
             _, predicted = torch.func.jvp(mean_acts, (theta0,), (delta.to(theta0.dtype),))
         predicted = predicted.detach()
-    return Shift(after - before, predicted, loss_before.item(), loss_after.item())
+    rows = after - before
+    both = bool(probe.labels.any() and not probe.labels.all())
+    return Shift(rows.mean(dim=1), predicted, loss_before.item(), loss_after.item(),
+                 caa_vectors(rows, probe.labels) if both else None)
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -262,22 +284,42 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 # --- steering evaluation ------------------------------------------------------------------------
 
 
-def steering_metrics(model: nn.Module, tokenizer, statements, text: str, layer: int | None = None,
-                     vector: torch.Tensor | None = None, scale: float = 1.0) -> dict[str, float]:
-    """Target and side metrics while ``scale * vector`` is added at ``layer`` (none if ``vector`` is None).
+def statement_numbers(model: nn.Module, tokenizer, statements, batch_size: int = 32,
+                      prompt: str = evaluation.STATEMENT_PROMPT) -> dict[str, torch.Tensor]:
+    """Two numbers per statement from one forward pass over its question prompt
+    (:data:`lls.evaluation.STATEMENT_PROMPT`): ``score`` ``(n,)`` = log p(" True") - log p(" False")
+    at the last prompt token (nats), and ``logprob`` ``(n,)`` = log p(text) of the statement's own
+    text, summed over its tokens after the first (nats; the prompt's tokens up to where they stop
+    matching the text's own tokenization). The likelihood target compares ``logprob`` of a true
+    statement with that of its false twin: a truth measure that needs no answer format."""
+    device = next(model.parameters()).device
+    true_id, false_id = evaluation.answer_token_ids(tokenizer)
+    scores, logprobs = [], []
+    with torch.no_grad():
+        for start in range(0, len(statements), batch_size):
+            chunk = statements[start:start + batch_size]
+            batch = encode_statements(tokenizer, chunk, device=device, prompt=prompt)
+            logp = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.float().log_softmax(-1)
+            last = batch.attention_mask.sum(dim=1) - 1
+            rows = torch.arange(len(chunk), device=device)
+            scores.append((logp[rows, last, true_id] - logp[rows, last, false_id]).cpu())
+            picked = logp[:, :-1].gather(-1, batch.input_ids[:, 1:, None])[..., 0]
+            in_text = torch.zeros_like(picked)
+            for r, s in enumerate(chunk):
+                own = tokenizer(s.text)["input_ids"]
+                ids = batch.input_ids[r].tolist()
+                n = next((k for k, (a, b) in enumerate(zip(own, ids, strict=False)) if a != b), min(len(own), len(ids)))
+                in_text[r, :max(n - 1, 0)] = 1
+            logprobs.append((picked * in_text).sum(dim=1).cpu())
+    return {"score": torch.cat(scores), "logprob": torch.cat(logprobs)}
 
-    On the labelled ``statements``: ``accuracy`` (fraction whose score
-    ``log p(" True") - log p(" False")`` of :func:`lls.evaluation.statement_scores` has the
-    label's sign), ``margin`` (mean score, nats: how far the model leans to " True") and
-    ``signed_margin`` (mean score times +1/-1 by label). On unrelated ``text``: ``perplexity``
-    (:func:`lls.evaluation.perplexity`).
-    """
+
+def steered_scores(model: nn.Module, tokenizer, statements, text: str, layer: int | None = None,
+                   vector: torch.Tensor | None = None, scale: float = 1.0,
+                   prompt: str = evaluation.STATEMENT_PROMPT) -> dict:
+    """:func:`statement_numbers` (as numpy ``(n,)`` arrays) and the ``perplexity`` of the
+    unrelated ``text`` while ``scale * vector`` is added at ``layer`` (none if ``vector`` is None)."""
     steer = contextlib.nullcontext() if vector is None else add_vector(model, layer, vector, scale)
     with steer:
-        scores = evaluation.statement_scores(model, tokenizer, statements)
-        ppl = evaluation.perplexity(model, tokenizer, text)
-    labels = torch.tensor([bool(s.label) for s in statements])
-    return {"accuracy": float(((scores > 0) == labels).float().mean()),
-            "margin": float(scores.mean()),
-            "signed_margin": float((scores * (labels.float() * 2 - 1)).mean()),
-            "perplexity": ppl}
+        numbers = {k: v.numpy() for k, v in statement_numbers(model, tokenizer, statements, prompt=prompt).items()}
+        return {**numbers, "perplexity": evaluation.perplexity(model, tokenizer, text)}

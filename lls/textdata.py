@@ -53,11 +53,13 @@ class Example:
 
 @dataclass(frozen=True)
 class Statement:
-    """A labelled statement, e.g. ``Statement("The capital of France is Paris.", True, "capital")``."""
+    """A labelled statement, e.g. ``Statement("The capital of France is Paris.", True, "capital",
+    "France")``; ``fact`` names what its true and false versions share (empty: a statement alone)."""
 
     text: str
     label: bool
     topic: str
+    fact: str = ""
 
 
 @functools.cache
@@ -203,8 +205,8 @@ def _all_statements() -> dict[str, tuple[Statement, ...]]:
             split = "test" if rank < n_test else "train"
             subject, true = facts[i]
             false = _false_object(topic, facts, i, rng)
-            out[split].append(Statement(template.format(x=subject, y=true), True, topic))
-            out[split].append(Statement(template.format(x=subject, y=false), False, topic))
+            out[split].append(Statement(template.format(x=subject, y=true), True, topic, subject))
+            out[split].append(Statement(template.format(x=subject, y=false), False, topic, subject))
     for split in out:
         rng.shuffle(out[split])
     return {split: tuple(items) for split, items in out.items()}
@@ -245,7 +247,7 @@ def boolq(split: str, n: int | None = None, *, passage: bool = False) -> list[St
         datasets.config.HF_HUB_OFFLINE = saved
     rows = data if n is None else data.select(range(min(n, len(data))))
     return [Statement(text=(f"{r['passage']}\n" if passage else "") + r["question"].capitalize() + "?",
-                      label=bool(r["answer"]), topic="boolq") for r in rows]
+                      label=bool(r["answer"]), topic="boolq", fact=f"boolq-{i}") for i, r in enumerate(rows)]
 
 
 @functools.cache

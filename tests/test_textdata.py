@@ -86,7 +86,11 @@ def test_statements_balanced_split_by_fact():
         assert all(s.text.endswith(".") for s in split)
     assert not {s.text for s in train} & {s.text for s in test}
     assert train == textdata.statements("train")
-    assert textdata.Statement("The capital of France is Paris.", True, "capital") in train + test
+    assert textdata.Statement("The capital of France is Paris.", True, "capital", "France") in train + test
+    pairs = {}
+    for s in train + test:  # every fact once true, once false, in one split
+        pairs.setdefault((s.topic, s.fact), []).append(s)
+    assert all(sorted(x.label for x in p) == [False, True] for p in pairs.values())
     falses = [s for s in train + test if s.topic == "capital" and not s.label and "France is" in s.text]
     assert falses and all("Paris" not in s.text for s in falses)
 

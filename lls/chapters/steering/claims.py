@@ -1,63 +1,72 @@
-"""Chapter 5's verdicts on C8 and C9, judged on the :attr:`Summary.claim_model`.
-
-The rules were fixed before any run; their thresholds come from :data:`lls.claims.REGISTRY`.
+"""Chapter 5's claims: one C8 row per (concept, variant, shift) and one C9 row per (concept,
+variant, target) of the :attr:`Summary.claim_model`, each decided by
+:mod:`lls.chapters.steering.rules` on its interval (rules fixed before the run; thresholds from
+:data:`lls.claims.REGISTRY`). ``model_variant`` is the variant alone for the paper's reading (the
+mean shift; truth by its answer) and names the other reading otherwise ("untuned (ΔCAA)",
+"untuned (likelihood target)"). A variant that was not run (a tuned model still at chance) gives
+``not run`` rows saying why.
 """
 
 from __future__ import annotations
 
-from lls.chapters.steering.analysis import ModelSummary, Summary
+import dataclasses
+
+from lls.chapters.steering.analysis import C8Row, C9Row, Summary
 from lls.chapters.steering.config import Config
+from lls.chapters.steering.rules import c8_verdict, c9_verdict
+from lls.chapters.steering.targets import targets_of
 from lls.claims import REGISTRY, Claim, threshold
 
 
-def c8_bar() -> float:
-    """The cosine C8 needs for *reproduced*: the paper's minus ``threshold("C8", "tolerance")``."""
-    return REGISTRY["C8"].paper - threshold("C8", "tolerance")
+def _tagged(claim: Claim, concept: str, variant: str) -> Claim:
+    """``claim`` with its ``concept`` and ``model_variant`` set."""
+    return dataclasses.replace(claim, concept=concept, model_variant=variant)
 
 
-def c8_verdict(s: ModelSummary) -> str:
-    """C8: *reproduced* when the mean cosine at the steering block is above both nulls (random
-    directions' 95 % quantile, and the shuffled-label step's largest |cosine|) and at least the
-    paper's cosine minus ``threshold("C8", "tolerance")`` (:func:`c8_bar`); *partly* when above both nulls only;
-    *not reproduced* otherwise."""
-    above_nulls = s.cos_step > s.null_q95 and s.cos_step > s.cos_shuffled_max
-    if above_nulls and s.cos_step >= c8_bar():
-        return "reproduced"
-    return "partly" if above_nulls else "not reproduced"
+def c8_claim(r: C8Row, preset: str) -> Claim:
+    """The C8 claim of one :class:`C8Row` (:func:`c8_verdict`)."""
+    verdict = c8_verdict(r.cosine, r.null_bound, r.vs_shuffled)
+    note = (f"{r.model} ({preset}), {r.concept}, {r.variant} model, block {r.layer}: cosine of the step's {r.shift} "
+            f"(all parameters) with CAA; nulls: random directions {threshold('C8', 'null_quantile'):.0%} of |cos| "
+            f"{r.null_bound:.2f}, shuffled-label step {r.shuffled:+.2f}; split-half CAA ceiling {r.ceiling:+.2f} "
+            f"(cosine = {r.of_ceiling:.2f} of it); LoRA step {r.lora:+.2f}; contrast consistency {r.consistency:.2f}")
+    claim = Claim.from_interval("C8", r.cosine, verdict, note, unit="cosine")
+    return _tagged(claim, r.concept, r.variant if r.shift == "mean shift" else f"{r.variant} ({r.shift})")
 
 
-def c9_verdict(s: ModelSummary) -> str:
-    """C9: *reproduced* when the gradient-step vector's best accuracy gain is positive, beats the
-    random control's and reaches at least ``threshold("C9", "caa_fraction")`` of CAA's, and CAA
-    itself beats the random control; *partly* when the step beats the random control only; *not
-    reproduced* otherwise."""
-    step, caa, rnd = (s.row(v)["target_gain"] for v in ("step (all params)", "CAA", "random"))
-    beats_random = step > rnd
-    if beats_random and step > 0 and caa > rnd and step >= threshold("C9", "caa_fraction") * caa:
-        return "reproduced"
-    return "partly" if beats_random else "not reproduced"
+def c9_claim(r: C9Row, preset: str) -> Claim:
+    """The C9 claim of one :class:`C9Row` (:func:`c9_verdict`)."""
+    verdict = c9_verdict(r.step, r.vs_null, r.vs_caa)
+    note = (f"{r.model} ({preset}), {r.concept}, {r.variant} model, {r.target} target, {r.n_units} test units: "
+            f"accuracy gain of the step vector (block {r.layer}, scale {r.scale:g}, both picked on validation) at "
+            f"side cost {r.side['step (all params)']:+.1f} % perplexity; CAA {r.gains['CAA']:+.1f} pts; best null "
+            f"({r.null}) {r.gains[r.null]:+.1f} pts; anti-steerable fraction step {r.anti['step (all params)']:.2f}, "
+            f"CAA {r.anti['CAA']:.2f}. Paper: OLMo BoolQ {REGISTRY['C9'].paper:+g} at -17 (units not stated)")
+    claim = Claim.from_interval("C9", r.step, verdict, note, unit="acc. pts")
+    return _tagged(claim, r.concept, _variant(r.concept, r.variant, r.target))
 
 
-def c8_claim(s: ModelSummary, preset: str) -> Claim:
-    """Claim C8 of one model (:func:`c8_verdict`), with what was measured in its note."""
-    note = (f"{s.model} ({preset}), block {s.layer}: cosine of the mean last-token activation shift "
-            f"of one gradient step (all parameters) with CAA, over {len(s.seeds)} data splits; nulls: "
-            f"random 95 % {s.null_q95:.2f}, shuffled labels max |cos| {s.cos_shuffled_max:.2f}; LoRA step "
-            f"{s.cos_lora:+.2f}, two-answer (labels-only) step {s.cos_contrast:+.2f}")
-    return Claim("C8", s.cos_step, c8_verdict(s), note, unit="cosine", spread=s.cos_step_sd, seeds=s.seeds)
+def _variant(concept: str, variant: str, target: str) -> str:
+    """The ``model_variant`` of a C9 row: the variant alone for the paper's reading (truth by the
+    question, a word concept by likelihood), with the target named otherwise."""
+    paper = "question" if concept == "truth" else "likelihood"
+    return variant if target == paper else f"{variant} ({target} target)"
 
 
-def c9_claim(s: ModelSummary, preset: str) -> Claim:
-    """Claim C9 of one model (:func:`c9_verdict`), with what was measured in its note."""
-    step, caa, rnd = (s.row(v) for v in ("step (all params)", "CAA", "random"))
-    note = (f"{s.model} ({preset}), block {s.layer}, {s.n_eval} held-out statements: best accuracy "
-            f"gain of the step vector at side cost {step['side_cost']:+.1f} % perplexity; CAA "
-            f"{caa['target_gain']:+.1f} pts at {caa['side_cost']:+.1f} %, random {rnd['target_gain']:+.1f} pts; "
-            f"lean profile correlation with CAA {s.similarity['step (all params)']:.2f}. "
-            f"Paper: OLMo BoolQ {REGISTRY['C9'].paper:+g} at -17 (units not stated)")
-    return Claim("C9", step["target_gain"], c9_verdict(s), note, unit="acc. pts")
+def not_run_claims(summary: Summary, model: str) -> list[Claim]:
+    """``not run`` C8 and C9 rows of every skipped (concept, variant) of ``model``, saying why."""
+    out = []
+    for (name, concept, variant), why in summary.skipped.items():
+        if name != model:
+            continue
+        out += [_tagged(Claim("C8", None, "not run", why), concept, v) for v in (variant, f"{variant} (ΔCAA)")]
+        out += [_tagged(Claim("C9", None, "not run", why), concept, _variant(concept, variant, t))
+                for t in targets_of(concept, variant)]
+    return out
 
 
 def claims(summary: Summary, cfg: Config) -> list[Claim]:
-    """C8 and C9, judged on the summary's claim model."""
-    return [c8_claim(summary.judged, cfg.preset), c9_claim(summary.judged, cfg.preset)]
+    """Every C8 and C9 row of the summary's claim model (then the rows not run)."""
+    model = summary.claim_model
+    return ([c8_claim(r, cfg.preset) for r in summary.c8 if r.model == model]
+            + [c9_claim(r, cfg.preset) for r in summary.c9 if r.model == model] + not_run_claims(summary, model))

@@ -1,51 +1,99 @@
 """Chapter 5's experiments: from one gradient step to a steering vector (claims C8 and C9).
 
-Two cached experiments, each for one model:
+Three cached experiments, each for one model:
 
-* :func:`alignment`: for each seed, a random split of the training statements into a *probe*
-  half (CAA vector, and the prompts on which activation shifts are measured) and a *step* half
-  (the batch of the gradient step). One normalised gradient step on the labelled true/false
-  objective (:func:`lls.steering.truth_loss`) in all parameters, one in LoRA parameters, one on
-  shuffled labels, one on the two-answer :func:`lls.steering.contrast_loss`; the mean last-token
-  activation shift each causes at every layer (measured, and predicted to first order by a jvp);
-  cosines with the CAA vector per layer; a null baseline of random directions.
-* :func:`steering_grid`: the CAA vector, the gradient-step shift (full and LoRA) and a random
-  control, each rescaled to the CAA vector's norm at its layer, added over a grid of layers and
-  scales; target metrics (accuracy, margins on held-out statements) and side metric (perplexity
-  of unrelated prose).
+* :func:`format_tuning`: the *tuned* variant's short LoRA tuning of the answer format on topics
+  disjoint from every evaluated one (:mod:`lls.chapters.steering.tuning`), with the answer scores
+  on the held-out truth statements before and after.
+* :func:`alignment` (C8), per concept and variant: for each seed, a random split of the training
+  statements into a *probe* half (CAA vector; shifts measured on its prompts) and a *step* half
+  (the batch of the step). One normalised gradient step on the concept's labelled objective in
+  all parameters, one in LoRA parameters, one on shuffled labels (and, for truth, one on the
+  two-answer :func:`lls.steering.contrast_loss`); the activation shift each causes at every
+  block, as a mean over the probe and as ΔCAA (shift on positive minus shift on negative
+  probes); cosines with CAA; the split-half CAA ceiling; the contrast consistency; a null of
+  random directions.
+* :func:`steering_grid` (C9): the vectors (CAA, the full step's shift, random directions of the
+  same norm) added over blocks and scales on the *validation* split; each vector's block and
+  scale picked there (:func:`lls.chapters.steering.targets.choose`); the *test* split read once
+  per vector at its pick.
 
-Each takes a small spec (:class:`AlignmentSpec`, :class:`GridSpec`) holding only what its result
-depends on, so a parameter of the grid does not recompute the alignment.
+Each takes a small spec holding only what its result depends on.
 """
 
 from __future__ import annotations
 
-import copy
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lls import cache, layers, lora, models, steering, textdata
+from lls import cache, layers, models, steering, textdata
+from lls.chapters.steering import tuning
+from lls.chapters.steering.alignment_parts import Alignment, one_split
+from lls.chapters.steering.concepts import concept_splits, prompt_of
 from lls.chapters.steering.config import Config
-from lls.chapters.steering.splits import grid_layer_ids, labelled_statements, split_halves
+from lls.chapters.steering.splits import grid_layer_ids
+from lls.chapters.steering.targets import choose, targets_of
 from lls.errors import ConfigError
 from lls.params import ParamSpace
-from lls.seeds import derive, generator
+from lls.seeds import generator
 
-VECTORS = ("CAA", "step (all params)", "step (LoRA)", "random")
-#: Vectors evaluated at every grid block; the others only at the steering block (to save time).
-GRID_VECTORS = ("CAA", "step (all params)")
+STEP_VECTORS = ("CAA", "step (all params)")
+"""The vectors the steering grid tries at every candidate block and scale (the LoRA step's shift
+is read in C8 only, to save evaluations)."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which statements: ``concept``, truth's ``data`` (statements / boolq / a file path) and the
+    file's sha256 ``digest`` ('' for built-in data), sizes, the split seed."""
+
+    concept: str
+    data: str
+    digest: str
+    n_train: int
+    n_eval: int
+    seed: int
+
+    def splits(self) -> tuple[list, list, list]:
+        """``(train, validation, test)`` (:func:`lls.chapters.steering.concepts.concept_splits`)."""
+        return concept_splits(self.concept, self.data, self.n_train, self.n_eval, self.seed)
+
+    @classmethod
+    def of(cls, cfg: Config, concept: str) -> DataSpec:
+        """The data spec of ``concept`` under ``cfg``."""
+        data = cfg.statements or cfg.data
+        digest = hashlib.sha256(Path(data).read_bytes()).hexdigest() if cfg.statements else ""
+        return cls(concept, data, digest, 4 * max(cfg.n_probe, cfg.step_batch), cfg.n_eval, cfg.seed)
+
+
+@dataclass(frozen=True)
+class TuneSpec:
+    """The format tuning (see :class:`Config`'s ``tune_*``); ``held`` the truth data whose
+    validation and test statements measure it."""
+
+    steps: int
+    batch: int
+    lr: float
+    rank: int
+    seed: int
+    held: DataSpec
+    device: str
 
 
 @dataclass(frozen=True)
 class AlignmentSpec:
     """The parameters :func:`alignment` depends on (see :class:`Config` for each)."""
 
+    data: DataSpec
+    variant: str
+    tune: TuneSpec
     seed: int
     n_seeds: int
-    data: str
     n_probe: int
     step_batch: int
     step_norm: float
@@ -53,13 +101,15 @@ class AlignmentSpec:
     lora_rank: int
     n_null: int
     device: str
-    """the resolved torch device models and batches live on (results come back as CPU numpy)"""
 
     @classmethod
-    def of(cls, cfg: Config) -> AlignmentSpec:
-        """The alignment spec of ``cfg``."""
-        return cls(cfg.seed, cfg.n_seeds, cfg.data, cfg.n_probe, cfg.step_batch, cfg.step_norm,
-                   cfg.lora_step_norm, cfg.lora_rank, cfg.n_null, cfg.torch_device())
+    def of(cls, cfg: Config, concept: str, variant: str) -> AlignmentSpec:
+        """The alignment spec of ``concept`` on ``variant`` under ``cfg``."""
+        device = cfg.torch_device()
+        tune = TuneSpec(cfg.tuning_steps, cfg.tuning_batch, cfg.tuning_lr, cfg.lora_rank, cfg.seed,
+                        DataSpec.of(cfg, "truth"), device)
+        return cls(DataSpec.of(cfg, concept), variant, tune, cfg.seed, cfg.n_seeds, cfg.n_probe, cfg.step_batch,
+                   cfg.step_norm, cfg.lora_step_norm, cfg.lora_rank, cfg.n_null, device)
 
     @property
     def seeds(self) -> list[int]:
@@ -72,166 +122,113 @@ class GridSpec:
     """The parameters :func:`steering_grid` depends on: the alignment's and the grid's own."""
 
     alignment: AlignmentSpec
-    n_eval: int
     side_tokens: int
     layer: int
     grid_layers: int
     scales: tuple[float, ...]
+    n_random: int
 
     @classmethod
-    def of(cls, cfg: Config) -> GridSpec:
-        """The grid spec of ``cfg``."""
-        return cls(AlignmentSpec.of(cfg), cfg.n_eval, cfg.side_tokens, cfg.layer, cfg.grid_layers,
-                   tuple(cfg.scale_list()))
+    def of(cls, cfg: Config, concept: str, variant: str) -> GridSpec:
+        """The grid spec of ``concept`` on ``variant`` under ``cfg``."""
+        return cls(AlignmentSpec.of(cfg, concept, variant), cfg.side_tokens, cfg.layer, cfg.grid_layers,
+                   tuple(cfg.scale_list()), cfg.n_random)
 
 
 @dataclass
-class Alignment:
-    """Per-seed, per-layer cosines with the CAA vector, each ``(seeds, layers)``:
-
-    ``cos_full``/``cos_lora``/``cos_shuffled``: measured mean activation shift of a gradient step
-    in all parameters / LoRA parameters / all parameters on shuffled labels; ``cos_contrast``: a
-    step in all parameters on the two-answer :func:`lls.steering.contrast_loss`; ``cos_full_pred``,
-    ``cos_lora_pred``: the jvp predictions; ``caa_split``: CAA on one half of the data vs CAA on
-    the other (how reproducible CAA itself is); ``pred_error_full``/``pred_error_lora``: relative
-    error |measured - predicted| / |predicted|. ``null_q95`` ``(layers,)``: 95th percentile of
-    |cosine| between the CAA vector and random Gaussian directions. Losses ``(seeds, 2)``:
-    truth loss (nats) on the probe before/after each step. Vectors of the first seed,
-    ``(layers, d_model)``: ``caa``, ``shift_full``, ``shift_lora``; sizes ``d_model``,
-    ``dim_full``, ``dim_lora`` (parameters in each step's space).
-    """
+class Tuning:
+    """The format tuning of one model: ``adapter`` (the tuned LoRA vector), ``losses`` per step
+    (nats), ``labels``, ``before``/``after`` answer scores (nats) on the held-out truth statements
+    (``split``: "validation" or "test" per statement), ``topics`` tuned on, ``n_statements``."""
 
     model: str
-    seeds: list[int]
-    cos_full: np.ndarray
-    cos_full_pred: np.ndarray
-    cos_contrast: np.ndarray
-    cos_lora: np.ndarray
-    cos_lora_pred: np.ndarray
-    cos_shuffled: np.ndarray
-    caa_split: np.ndarray
-    pred_error_full: np.ndarray
-    pred_error_lora: np.ndarray
-    null_q95: np.ndarray
-    loss_full: np.ndarray
-    loss_lora: np.ndarray
-    caa: np.ndarray
-    shift_full: np.ndarray
-    shift_lora: np.ndarray
-    d_model: int
-    dim_full: int
-    dim_lora: int
+    adapter: np.ndarray
+    losses: list[float]
+    labels: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+    split: list[str]
+    topics: list[str]
+    n_statements: int
 
 
-def caa_of(model, tokenizer, statements: list) -> torch.Tensor:
-    """``(layers, d_model)``: the CAA vector of ``statements`` at every block."""
-    batch = steering.encode_statements(tokenizer, statements, device=next(model.parameters()).device)
-    with torch.no_grad():
-        return steering.caa_vectors(steering.last_token_activations(model, batch, model), batch.labels)
+@cache.cached
+def format_tuning(spec: TuneSpec, model_name: str) -> Tuning:
+    """The tuned variant's LoRA tuning (truth loss, Adam) on :func:`tuning.tuning_statements`."""
+    from lls.train import train
+
+    model, tokenizer = models.load(model_name, device=spec.device)
+    statements = tuning.tuning_statements(max(spec.steps * spec.batch // 6, 4), spec.seed)
+    _, val, test = spec.held.splits()
+    held = val + test
+    before = steering.statement_numbers(model, tokenizer, held)["score"].numpy()
+    peft_model, space = tuning.add_seeded_lora(model, spec.rank, spec.seed)
+    batches = tuning.tuning_batches(tokenizer, statements, spec.batch, spec.seed, spec.device)
+    traj = train(space, steering.truth_loss, batches, spec.steps, lr=spec.lr, progress=False)
+    after = steering.statement_numbers(peft_model, tokenizer, held)["score"].numpy()
+    return Tuning(model_name, space.get().cpu().numpy(), list(traj.losses), np.array([s.label for s in held]),
+                  before, after, ["validation"] * len(val) + ["test"] * len(test),
+                  sorted({s.topic for s in statements}), len(statements))
 
 
-def _rel_error(shift: steering.Shift) -> np.ndarray:
-    """``(layers,)``: |measured - predicted| / |predicted| of a shift."""
-    return ((shift.measured - shift.predicted).norm(dim=-1) / shift.predicted.norm(dim=-1)).cpu().numpy()
-
-
-def _cos(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-    """``(layers,)``: cosine of each row of ``a`` with the same row of ``b`` (both ``(layers, d)``)."""
-    return steering.cosine(a, b).cpu().numpy()
-
-
-def _lora_shift(model, step: steering.StatementBatch, probe: steering.StatementBatch, seed: int,
-                spec: AlignmentSpec) -> tuple[steering.Shift, int]:
-    """The shift of one LoRA step (on a copy of ``model``; LoRA's A from stream ``"lora init"`` of
-    ``seed``) and the LoRA dimension."""
-    with torch.random.fork_rng(devices=[]):  # LoRA's A matrices come from the global generator
-        torch.manual_seed(derive(seed, "lora init"))
-        peft_model = lora.add_lora(copy.deepcopy(model), r=spec.lora_rank, alpha=2 * spec.lora_rank)
-    space = lora.adapter_space(peft_model)
-    return steering.activation_shift(space, steering.gradient_step(space, step, spec.lora_step_norm), probe), space.dim
-
-
-def _one_split(model, tokenizer, space: ParamSpace, train: list, seed: int,
-               spec: AlignmentSpec) -> tuple[dict[str, list | np.ndarray], dict[str, torch.Tensor], int]:
-    """One data split (seed ``seed``): ``(per-layer rows, first-seed vectors, LoRA dimension)``."""
-    caa_half, step_half = split_halves(train, seed)
-    caa, caa_other = caa_of(model, tokenizer, caa_half), caa_of(model, tokenizer, step_half)
-    probe = steering.encode_statements(tokenizer, caa_half[:spec.n_probe], device=spec.device)
-    step = steering.encode_statements(tokenizer, step_half[:spec.step_batch], device=spec.device)
-    full = steering.activation_shift(space, steering.gradient_step(space, step, spec.step_norm), probe)
-    contrast = steering.activation_shift(
-        space, steering.gradient_step(space, step, spec.step_norm, steering.contrast_loss), probe, predict=False)
-    order = torch.randperm(len(step), generator=generator(seed, "shuffled labels")).to(spec.device)
-    shuffled_labels = step.labels[order]
-    shuffled = steering.activation_shift(
-        space, steering.gradient_step(space, step.with_labels(shuffled_labels), spec.step_norm), probe,
-        predict=False)
-    low, dim_lora = _lora_shift(model, step, probe, seed, spec)
-    rows = {"full": _cos(full.measured, caa), "full_pred": _cos(full.predicted, caa),
-            "contrast": _cos(contrast.measured, caa), "lora": _cos(low.measured, caa),
-            "lora_pred": _cos(low.predicted, caa), "shuffled": _cos(shuffled.measured, caa),
-            "split": _cos(caa, caa_other), "err_full": _rel_error(full), "err_lora": _rel_error(low),
-            "loss_full": [full.loss_before, full.loss_after], "loss_lora": [low.loss_before, low.loss_after]}
-    return rows, {"caa": caa.cpu(), "shift_full": full.measured.cpu(), "shift_lora": low.measured.cpu()}, int(dim_lora)
+def load_variant(model_name: str, variant: str, tune: TuneSpec, device: str):
+    """``(model, tokenizer)`` of ``variant``: as released, or with the tuned adapter merged in."""
+    model, tokenizer = models.load(model_name, device=device)
+    if variant == "tuned":
+        found = format_tuning(tune, model_name)
+        model = tuning.merged(model, tune.rank, tune.seed, found.adapter)
+    return model, tokenizer
 
 
 @cache.cached
 def alignment(spec: AlignmentSpec, model_name: str) -> Alignment:
-    """C8 for one model: cosines of gradient-step activation shifts with CAA, per seed and layer."""
-    model, tokenizer = models.load(model_name, device=spec.device)
-    train = labelled_statements(spec.data, "train", 4 * max(spec.n_probe, spec.step_batch))
+    """C8 for one model, concept and variant: cosines of step shifts with CAA, per seed and block."""
+    model, tokenizer = load_variant(model_name, spec.variant, spec.tune, spec.device)
+    train, _, _ = spec.data.splits()
     if max(spec.n_probe, spec.step_batch) > len(train) // 2:
-        raise ConfigError(f"n_probe and step_batch must be at most half of the {len(train)} training "
-                          f"statements (got {spec.n_probe}, {spec.step_batch}).")
+        raise ConfigError(f"n_probe and step_batch must be at most half of the {len(train)} training statements "
+                          f"of {spec.data.concept!r} (got {spec.n_probe}, {spec.step_batch}); lower them.")
     space = ParamSpace(model)
     rows: dict[str, list] = {}
-    first: dict[str, torch.Tensor] = {}
-    for seed in tqdm(spec.seeds, desc=f"alignment ({model_name})"):
-        row, vectors, dim_lora = _one_split(model, tokenizer, space, train, seed, spec)
+    first: dict[str, np.ndarray] = {}
+    for seed in tqdm(spec.seeds, desc=f"alignment ({model_name}, {spec.data.concept}, {spec.variant})"):
+        row, vectors = one_split(model, tokenizer, space, train, seed, spec)
         for key, value in row.items():
             rows.setdefault(key, []).append(value)
         first = first or vectors
-    caa = first["caa"]
+    caa = torch.from_numpy(first["caa"])
     random_dirs = torch.randn(spec.n_null, caa.shape[1], generator=generator(spec.seed, "null directions"))
-    null = steering.cosine(random_dirs[None], caa[:, None]).abs()  # (layers, n_null)
-    stack = {k: np.asarray(v, dtype=float) for k, v in rows.items()}
-    return Alignment(
-        model=model_name, seeds=spec.seeds, cos_full=stack["full"], cos_full_pred=stack["full_pred"],
-        cos_contrast=stack["contrast"], cos_lora=stack["lora"], cos_lora_pred=stack["lora_pred"],
-        cos_shuffled=stack["shuffled"], caa_split=stack["split"], pred_error_full=stack["err_full"],
-        pred_error_lora=stack["err_lora"], null_q95=np.quantile(null.numpy(), 0.95, axis=1),
-        loss_full=stack["loss_full"], loss_lora=stack["loss_lora"], caa=caa.numpy(),
-        shift_full=first["shift_full"].numpy(), shift_lora=first["shift_lora"].numpy(),
-        d_model=int(caa.shape[1]), dim_full=space.dim, dim_lora=dim_lora)
+    null = steering.cosine(random_dirs[None], caa[:, None]).numpy()  # (layers, n_null)
+    return Alignment.build(model_name, spec.data.concept, spec.variant, spec.seeds, rows, first, null,
+                           space.dim, len(train))
 
 
 @dataclass
 class SteeringGrid:
-    """Steering results for one model. ``layers`` ``(G,)`` grid blocks, ``scales`` ``(S,)`` (in
-    units of the CAA norm), ``vectors`` (names, :data:`VECTORS`), ``layer`` the steering block;
-    ``baseline`` the unsteered metrics; ``accuracy`` (fraction), ``margin``, ``signed_margin``
-    (nats), ``perplexity``: ``(V, G, S)`` arrays while each vector (rescaled to the CAA vector's
-    norm at that layer) is added with each scale (NaN where not measured: vectors outside
-    :data:`GRID_VECTORS` only at the steering block); ``norms`` ``(G,)`` CAA norms; ``n_eval``
-    held-out statements, ``side_tokens`` tokens of prose."""
+    """Steering results for one model, concept and variant. ``layers`` ``(G,)`` candidate blocks,
+    ``scales`` ``(S,)`` (CAA norms); ``val``: ``{(vector, block, scale): numbers}`` on the
+    validation split; ``picked``: ``{vector: (block, scale)}`` chosen there by the primary target
+    (``targets[0]``); ``test``: ``{vector: numbers}`` on the test split at the pick; ``base_val``
+    / ``base_test``: unsteered numbers (each ``numbers`` = :func:`lls.steering.steered_scores`).
+    Random directions are named ``"random i"``; they share the step vector's pick. ``read_layer``:
+    the block where C8 is read (``layer`` of the config, -1 = the middle block)."""
 
     model: str
+    concept: str
+    variant: str
+    targets: tuple[str, ...]
+    read_layer: int
     layers: list[int]
     scales: list[float]
-    vectors: tuple[str, ...]
-    layer: int
-    baseline: dict[str, float]
-    accuracy: np.ndarray
-    margin: np.ndarray
-    signed_margin: np.ndarray
-    perplexity: np.ndarray
+    val_statements: list
+    test_statements: list
+    base_val: dict
+    base_test: dict
+    val: dict
+    picked: dict
+    test: dict
     norms: np.ndarray
-    n_eval: int
     side_tokens: int
-
-    def at(self, vector: str, metric: str) -> np.ndarray:
-        """``(G, S)`` values of ``metric`` for one vector."""
-        return getattr(self, metric)[self.vectors.index(vector)]
 
 
 def side_text(tokenizer, n_tokens: int) -> str:
@@ -240,54 +237,77 @@ def side_text(tokenizer, n_tokens: int) -> str:
     return tokenizer.decode(ids)
 
 
-def steering_vectors(found: Alignment, seed: int) -> dict[str, torch.Tensor]:
-    """Each vector of :data:`VECTORS`, ``(layers, d_model)``: CAA, the two steps' shifts, and a
-    Gaussian random control (stream ``"random steering vector"`` of ``seed``)."""
-    caa = torch.from_numpy(found.caa)
-    random_dirs = torch.randn(caa.shape, generator=generator(seed, "random steering vector"))
-    return {"CAA": caa, "step (all params)": torch.from_numpy(found.shift_full),
-            "step (LoRA)": torch.from_numpy(found.shift_lora), "random": random_dirs}
-
-
 @cache.cached
 def steering_grid(spec: GridSpec, model_name: str) -> SteeringGrid:
-    """C9 for one model: target and side metrics of each vector over layers and scales."""
-    found = alignment(spec.alignment, model_name)
-    model, tokenizer = models.load(model_name, device=spec.alignment.device)
-    test = labelled_statements(spec.alignment.data, "test", spec.n_eval)[:spec.n_eval]
-    text = side_text(tokenizer, spec.side_tokens)
-    lay = layers.resolve_layer(model, spec.layer)
-    grid = grid_layer_ids(layers.num_layers(model), spec.grid_layers, lay)
-    scales = list(spec.scales)
-    raw = steering_vectors(found, spec.alignment.seed)
-    norms = raw["CAA"].norm(dim=-1)
-    metrics = ("accuracy", "margin", "signed_margin", "perplexity")
-    out = {m: np.full((len(VECTORS), len(grid), len(scales)), np.nan) for m in metrics}
-    baseline = steering.steering_metrics(model, tokenizer, test, text)
-    jobs = [(v, g, s) for v, name in enumerate(VECTORS) for g, layer in enumerate(grid) for s in range(len(scales))
-            if name in GRID_VECTORS or layer == lay]
-    for v, g, s in tqdm(jobs, desc=f"steering grid ({model_name})"):
-        layer = grid[g]
-        vector = raw[VECTORS[v]][layer]
-        vector = (vector * norms[layer] / vector.norm()).to(spec.alignment.device)
-        result = steering.steering_metrics(model, tokenizer, test, text, layer, vector, scales[s])
-        for m in metrics:
-            out[m][v, g, s] = result[m]
-    return SteeringGrid(model=model_name, layers=grid, scales=scales, vectors=VECTORS, layer=lay,
-                        baseline=baseline, norms=norms[grid].numpy(), n_eval=len(test),
-                        side_tokens=spec.side_tokens, **out)
+    """C9 for one model, concept and variant: validation picks, test numbers, random nulls."""
+    a = spec.alignment
+    found = alignment(a, model_name)
+    model, tokenizer = load_variant(model_name, a.variant, a.tune, a.device)
+    _, val, test = a.data.splits()
+    prompt, text, targets = prompt_of(a.data.concept), side_text(tokenizer, spec.side_tokens), targets_of(
+        a.data.concept, a.variant)
+    read_layer = layers.resolve_layer(model, spec.layer)
+    grid = grid_layer_ids(layers.num_layers(model), spec.grid_layers, read_layer)
+    caa = torch.from_numpy(found.caa)
+    norms = caa.norm(dim=-1)
+    raw = {"CAA": caa, "step (all params)": torch.from_numpy(found.shift_full)}
+
+    def run(statements, name, layer=None, scale=0.0, vector=None):
+        if vector is None and name is not None:
+            vector = raw[name][layer]
+        if vector is not None:
+            vector = (vector * norms[layer] / vector.norm()).to(a.device)
+        return steering.steered_scores(model, tokenizer, statements, text, layer, vector, scale, prompt)
+
+    base_val, base_test = run(val, None), run(test, None)
+    jobs = [(name, layer, scale) for name in STEP_VECTORS for layer in grid for scale in spec.scales]
+    found_val = {job: run(val, *job) for job in tqdm(jobs, desc=f"validation ({a.data.concept}, {a.variant})")}
+    picked = {name: choose({j[1:]: v for j, v in found_val.items() if j[0] == name}, base_val, val, targets[0])
+              for name in STEP_VECTORS}
+    layer, scale = picked["step (all params)"]
+    gen = generator(a.seed, "random steering vectors")
+    for i in range(spec.n_random):
+        name = f"random {i}"
+        raw[name] = torch.zeros_like(caa)
+        raw[name][layer] = torch.randn(caa.shape[1], generator=gen)
+        found_val[(name, layer, scale)] = run(val, name, layer, scale)
+        picked[name] = (layer, scale)
+    tested = {name: run(test, name, *pick) for name, pick in picked.items() if not name.startswith("random")}
+    best = choose({name: found_val[(name, layer, scale)] for name in picked if name.startswith("random")},
+                  base_val, val, targets[0])
+    tested[best] = run(test, best, layer, scale)
+    return SteeringGrid(model_name, a.data.concept, a.variant, targets, read_layer, grid, list(spec.scales), val, test,
+                        base_val, base_test, found_val, picked, tested, norms[grid].numpy(), spec.side_tokens)
 
 
 @dataclass
 class Results:
-    """Every model's results, by model name, in the order of ``cfg.models``."""
+    """Every result, keyed ``(model, concept, variant)``; ``tunings`` by model; ``skipped``:
+    ``{(model, concept, variant): why}`` for variants not run (a tuned model still at chance)."""
 
-    found: dict[str, Alignment]
-    grids: dict[str, SteeringGrid]
+    found: dict[tuple[str, str, str], Alignment]
+    grids: dict[tuple[str, str, str], SteeringGrid]
+    tunings: dict[str, Tuning]
+    skipped: dict[tuple[str, str, str], str]
 
 
 def run(cfg: Config) -> Results:
-    """The chapter's experiments for every model of ``cfg.models`` (alignments first, then grids)."""
-    names = models.names_from(cfg.models)
-    found = {name: alignment(AlignmentSpec.of(cfg), name) for name in names}
-    return Results(found, {name: steering_grid(GridSpec.of(cfg), name) for name in names})
+    """The chapter's experiments: per model, the tuning (if asked), then per variant and concept
+    the alignment and the grid; a tuned variant whose validation AUROC interval does not clear
+    ``cfg.tuning_gate`` (0.5 = chance; 0 on smoke, so that its tiny random models reach every path) is not used (the reason is kept in ``skipped``)."""
+    from lls.chapters.steering.auc import tuning_gate
+
+    out = Results({}, {}, {}, {})
+    for name in models.names_from(cfg.models):
+        for variant in cfg.variant_list():
+            if variant == "tuned":
+                out.tunings[name] = format_tuning(AlignmentSpec.of(cfg, "truth", variant).tune, name)
+                why = tuning_gate(out.tunings[name], cfg.seed, cfg.tuning_gate)
+                if why:
+                    out.skipped.update({(name, c, variant): why for c in cfg.concept_list()})
+                    continue
+            for concept in cfg.concept_list():
+                key = (name, concept, variant)
+                out.found[key] = alignment(AlignmentSpec.of(cfg, concept, variant), name)
+                out.grids[key] = steering_grid(GridSpec.of(cfg, concept, variant), name)
+    return out
