@@ -99,8 +99,8 @@ class Config(ChapterConfig):
     """std of the weight noise in the robustness table"""
     n_eval: int = param(512, low=1, high=100_000)
     """test sequences per task for exact-match accuracy"""
-    n_seeds: int = param(3, low=1, high=50)
-    """seeds (seed, seed+1, ...) for means and spreads"""
+    n_seeds: int = param(5, low=1, high=50)
+    """seeds (seed, seed+1, ...) for means, spreads and the t-intervals every verdict is decided on"""
 
     def rules(self) -> list[tuple[bool, str]]:
         return [
