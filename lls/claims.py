@@ -56,6 +56,10 @@ class ClaimSpec:
 
 AFTER_CPU = "made after the chapter had run on the cpu preset (which of its results had been seen is not recorded)"
 
+CH2_SEEDS = RuleChange("4e7b31e", "chapter 2: the cpu preset runs 5 seeds (was 3); every chapter-2 verdict rests on "
+                       "them", "the 3-seed cpu run under the new interval rules had left C1, C3 and C10 inconclusive "
+                       "(t-intervals of ±4.3 SE); C2 and C4 were reproduced at 3 seeds; made after seeing that run")
+
 REGISTRY: dict[str, ClaimSpec] = {s.id: s for s in (
     ClaimSpec("C1", "task gradients have strong local low-rank structure", None, None, "empirical",
               {"rank_ratio_reproduced": 0.25, "rank_ratio_partly": 0.6, "structured_null": 1.0},

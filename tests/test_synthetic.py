@@ -127,7 +127,7 @@ def test_training_holds_only_what_theta0_and_theta_f_depend_on():
     assert resolve("02_synthetic", "cpu", lr=1e-3).training() != training
     phases = training.phases(200, 64, 10)
     assert (phases.forget_steps, phases.recover_steps, phases.lr, phases.record_first) == (300, 200, 3e-3, 64)
-    assert cfg.seeds() == [0, 1, 2]
+    assert cfg.seeds() == [0, 1, 2, 3, 4]
 
 
 def test_structured_baselines_and_prefix_parts():
