@@ -60,17 +60,17 @@ REGISTRY: dict[str, ClaimSpec] = {s.id: s for s in (
     ClaimSpec("C1", "task gradients have strong local low-rank structure", None, None, "empirical",
               {"rank_ratio_reproduced": 0.25, "rank_ratio_partly": 0.6}, fixed_in=("2237ce1",)),
     ClaimSpec("C2", "static bases (computed before recovery) miss the recovery direction", None, None,
-              "empirical", {"synthetic_static_max": 0.5, "lora_prefix_fraction": 0.5},
+              "empirical", {"synthetic_static_max": 0.5, "lora_prefix_fraction": 0.5, "lora_null_ratio": 1.0},
               fixed_in=("2237ce1", "b58bd51")),
     ClaimSpec("C3", "the useful basis drifts substantially within 100 steps", 100.0, "steps", "empirical",
-              {"overlap_halved": 0.5}, fixed_in=("2237ce1", "b58bd51"), changes=(
+              {"overlap_halved": 0.5, "lora_ceiling_fraction": 0.5, "lora_no_drift": 0.8}, fixed_in=("2237ce1", "b58bd51"), changes=(
                   RuleChange("106f1c9", "chapter 2: the overlap counts as halved at <= 0.5 (was < 0.5), the one "
                              "rule chapter 3 already used", "one shared halving-lag function; it moved no lag on smoke "
                              "or cpu (the closest mean overlap was 0.004 from 0.5); " + AFTER_CPU),)),
     ClaimSpec("C4", "the first recovery updates capture most of the LoRA recovery displacement (77 %)", 0.77,
               "fraction of ‖Δ‖²", "empirical",
               {"synthetic_reproduced": 0.5, "synthetic_partly": 0.25, "lora_tolerance": 0.1, "lora_partly": 0.5,
-               "forgotten_undone": 0.5, "forgotten_majority": 0.5}, fixed_in=("2237ce1", "b58bd51"), changes=(
+               "lora_minority": 0.25, "lora_screen_undone": 0.5, "forgotten_undone": 0.5, "forgotten_majority": 0.5}, fixed_in=("2237ce1", "b58bd51"), changes=(
                   RuleChange("a97332c", "chapter 3: C4 capped at 'partly' when task A was not forgotten in most runs",
                              "half the cpu runs never forgot task A; " + AFTER_CPU),
                   RuleChange("6adb137", "chapter 3: 'forgotten' redefined from 'loss doubled' to 'at least half of "

@@ -24,6 +24,8 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from peft.tuners.lora import LoraLayer
 from transformers.pytorch_utils import Conv1D
 
+from lls import subspace
+
 
 def add_lora(model: torch.nn.Module, r: int = 8, alpha: int = 16, targets: Sequence[str] | None = None,
              dropout: float = 0.0) -> PeftModel:
@@ -146,3 +148,26 @@ def delta_gram(peft_model: torch.nn.Module, vecs: torch.Tensor) -> torch.Tensor:
         bb = b.transpose(1, 2).reshape(n * r, -1) @ b.transpose(1, 2).reshape(n * r, -1).T
         gram += scaling**2 * (aa * bb).reshape(n, r, n, r).sum(dim=(1, 3))
     return gram
+
+
+def weight_change_captures(peft_model, recovered, theta_a: torch.Tensor, k_max: int) -> dict:
+    """Prefix and task-vector capture of Delta_W = dW(theta_r) - dW(theta_f), from Gram matrices.
+
+    ``recovered`` has ``start``, ``end`` (D,) and ``updates`` (>= k_max, D). States theta_0..theta_K
+    of the recovery (start + cumulative updates), its end and theta_A are mapped to weight changes
+    only through their inner products (:func:`lls.lora.delta_gram`). Returns ``prefix`` (k_max,)
+    and ``task_vector`` (a fraction).
+    """
+    states = torch.cat([recovered.start[None], recovered.start + recovered.updates.cumsum(0),
+                        recovered.end[None], theta_a[None]])
+    m = delta_gram(peft_model, states)             # (K+3, K+3): <dW_i, dW_j>
+    k, end, a = k_max, k_max + 1, k_max + 2
+    diff = torch.zeros(k + 1, states.shape[0], dtype=torch.float64)   # rows: updates, then Delta_W
+    idx = torch.arange(k)
+    diff[idx, idx + 1], diff[idx, idx] = 1.0, -1.0
+    diff[k, end], diff[k, 0] = 1.0, -1.0
+    g = diff @ m @ diff.T                                 # Gram of [updates; Delta_W]
+    norm2 = float(g[k, k])
+    prefix = subspace.gram_prefix_capture(g[:k, :k], g[:k, k], norm2, range(1, k + 1))
+    cross_a = float(diff[k] @ m[:, a])                    # <Delta_W, dW(theta_A)> (dW(theta_0) = 0)
+    return {"prefix": prefix, "task_vector": cross_a**2 / (float(m[a, a]) * norm2)}

@@ -8,10 +8,12 @@ in ``__all__``.
 from lls.chapters.lora_drift.analysis import (
     Summary,
     dimensions_report,
+    drift_report,
     evals_table,
     extra_numbers,
     forgetting_report,
     prefix_report,
+    sgd_report,
     static_report,
     summarize,
     timings_report,
@@ -25,11 +27,20 @@ from lls.chapters.lora_drift.figures import (
     prefix_figure,
     static_figure,
 )
-from lls.chapters.lora_drift.protocol import RunResult, RunSpec, run, run_all, run_specs
+from lls.chapters.lora_drift.protocol import (
+    RunResult,
+    RunSpec,
+    run,
+    run_all,
+    run_specs,
+    screen,
+    screen_results,
+    screen_specs,
+)
 
 __all__ = [
-    "PRESETS", "Config", "RunResult", "RunSpec", "Summary", "claims", "dimensions_report", "drift_figure",
+    "PRESETS", "Config", "RunResult", "RunSpec", "Summary", "claims", "dimensions_report", "drift_figure", "drift_report",
     "drift_picker", "evals_table", "extra_numbers", "forgetting_report", "lag_figure", "prefix_figure",
-    "prefix_report", "run", "run_all", "run_specs", "static_figure", "static_report", "summarize",
+    "prefix_report", "run", "run_all", "run_specs", "screen", "screen_results", "screen_specs", "sgd_report", "static_figure", "static_report", "summarize",
     "timings_report",
 ]
