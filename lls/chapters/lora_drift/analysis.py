@@ -71,6 +71,10 @@ class Summary:
     ceiling: MeanSpread
     end_ratio: Interval | None
     """overlap at the window's largest lag over the ceiling, all runs"""
+    halving_lags_dw: list[float | None]
+    """the same lags in weight-change space (gradients mapped to the change of dW they make); beside C3"""
+    lag_dw: Interval | None
+    ceiling_dw: MeanSpread
     drift_window: int
     checkpoint_every: int
     seconds_per_run: list[float]
@@ -88,19 +92,27 @@ def first_k_reaching(curve: np.ndarray, level: float) -> int | None:
     return int(hits[0]) + 1 if len(hits) else None
 
 
+def normalized_overlaps(cross: np.ndarray) -> np.ndarray:
+    """``(cross[i, j] + cross[j, i]) / 2 / sqrt(cross[i, i] cross[j, j])``, (S, S): overlaps over their noise ceilings."""
+    cross = np.asarray(cross, dtype=float)
+    ceilings = np.clip(np.diag(cross), 1e-12, None)
+    return (cross + cross.T) / 2 / np.sqrt(np.outer(ceilings, ceilings))
+
+
 def ceiling_drift(steps: list[int], cross: np.ndarray) -> tuple[float | None, float, float]:
     """(lag, ceiling, end ratio) of one run's (S, S) cross-set overlaps.
 
-    The ceiling is the mean same-step overlap of the two independent gradient sets (the diagonal);
-    the drift curve is the mean of ``(cross + cross.T) / 2`` at each lag; the lag is where it first
-    falls to ``lora_ceiling_fraction`` of the ceiling or below (:func:`lls.subspace.halving_lag`, ``<=``;
-    None: not within the window); the end ratio is the curve at the largest lag over the ceiling.
+    The ceiling at step i is the same-step overlap of the two independent gradient sets,
+    ``c_i = cross[i, i]``; the overlap of steps i and j, ``(cross[i, j] + cross[j, i]) / 2``, is divided
+    by ``sqrt(c_i c_j)`` (a fading gradient signal lowers both steps' ceilings, not only the
+    overlap), and the drift curve is its mean at each lag (1 at lag 0). The lag is where the curve first
+    falls to ``lora_ceiling_fraction`` or below (:func:`lls.subspace.halving_lag`, ``<=``; None: not
+    within the window); the end ratio is the curve at the largest lag; the ceiling returned is the mean c_i.
     """
-    sym = (np.asarray(cross) + np.asarray(cross).T) / 2
-    ceiling = float(np.mean(np.diag(sym)))
-    lag = subspace.halving_lag(steps, sym, threshold("C3", "lora_ceiling_fraction") * ceiling)
-    _, curve = subspace.overlap_by_lag(steps, sym)
-    return (None if lag is None else float(lag)), ceiling, float(curve[-1] / ceiling)
+    normalized = normalized_overlaps(cross)
+    lag = subspace.halving_lag(steps, normalized, threshold("C3", "lora_ceiling_fraction"))
+    _, curve = subspace.overlap_by_lag(steps, normalized)
+    return (None if lag is None else float(lag)), float(np.mean(np.diag(np.asarray(cross)))), float(curve[-1])
 
 
 def ratio_at(curve: np.ndarray, prefix: np.ndarray, k: int) -> float:
@@ -132,6 +144,7 @@ def summarize(cfg: Config, runs: list[RunResult], screen: list[dict]) -> Summary
     ts, k = cfg.horizon_list(), cfg.k_at(cfg.recover_steps)
     static_k = min(k, cfg.k_static)
     drift = [ceiling_drift(r.drift_steps, r.cross_overlap) for r in runs]
+    drift_dw = [ceiling_drift(r.drift_steps, r.cross_overlap_dw) for r in runs]
     sgd = [r for r in kept if r.sgd]
     return Summary(
         seeds=sorted({r.seed for r in runs}), n_runs=len(runs), horizons=ts, horizon_ks=[cfg.k_at(t) for t in ts],
@@ -153,7 +166,9 @@ def summarize(cfg: Config, runs: list[RunResult], screen: list[dict]) -> Summary
         sgd_task_a_loss=mean_spread([r.sgd["loss_after"] for r in sgd]) if sgd else (None, None),
         halving_lags=[d[0] for d in drift], lag=_interval([d[0] for d in drift if d[0] is not None]),
         ceiling=mean_spread([d[1] for d in drift]) if drift else (None, None),
-        end_ratio=_interval([d[2] for d in drift]), drift_window=cfg.drift_window,
+        end_ratio=_interval([d[2] for d in drift]), halving_lags_dw=[d[0] for d in drift_dw],
+        lag_dw=_interval([d[0] for d in drift_dw if d[0] is not None]),
+        ceiling_dw=mean_spread([d[1] for d in drift_dw]) if drift_dw else (None, None), drift_window=cfg.drift_window,
         checkpoint_every=cfg.checkpoint_every, seconds_per_run=[round(sum(r.seconds.values()), 1) for r in runs],
         cpu_seconds_per_run=[round(r.cpu_seconds, 1) for r in runs])
 
@@ -221,11 +236,13 @@ def sgd_report(s: Summary) -> str:
 
 
 def drift_report(s: Summary) -> str:
-    """C3's line: ceiling, lags per run, their interval, the normalized overlap at the window's end."""
+    """C3's lines: ceiling, lags per run, their interval, the overlap at the window's end; weight-change space."""
     return (f"noise ceiling (same-step overlap of two independent gradient sets) {fmt(s.ceiling)}; lag at which "
             f"the cross-set overlap falls to {threshold('C3', 'lora_ceiling_fraction'):g} of it, per run "
             f"{s.halving_lags} (checkpoints every {s.checkpoint_every} steps, window {s.drift_window}); "
-            f"lag {fmt(s.lag, 1)}; overlap at lag {s.drift_window} over the ceiling {fmt(s.end_ratio)}")
+            f"lag {fmt(s.lag, 1)}; overlap at lag {s.drift_window} over the ceiling {fmt(s.end_ratio)}\n"
+            f"weight-change space (each gradient mapped to the change of dW = s·B·A it makes): ceiling "
+            f"{fmt(s.ceiling_dw)}; lags per run {s.halving_lags_dw}; lag {fmt(s.lag_dw, 1)}")
 
 
 def run_label(r: RunResult) -> str:
@@ -261,6 +278,7 @@ def extra_numbers(s: Summary) -> dict:
             **{f"static ratio {n}": _mean(v) for n, v in s.static_ratio.items()},
             **{f"SGD static ratio {n}": _mean(v) for n, v in s.sgd_static_ratio.items()},
             "sgd_lr": s.sgd_lr, "drift_lags": s.halving_lags, "noise_ceiling": s.ceiling[0],
+            "drift_lags_weight_change": s.halving_lags_dw, "noise_ceiling_weight_change": s.ceiling_dw[0],
             "end_ratio": _mean(s.end_ratio), "adapter_dim": s.adapter_dim, "weight_change_dim": s.weight_change_dim,
             **{f"task_A_loss_{phase}": v for phase, v in s.task_a_loss.items()},
             "seconds_per_run": s.seconds_per_run, "cpu_seconds_per_run": s.cpu_seconds_per_run}

@@ -43,8 +43,9 @@ class Config(ChapterConfig):
     """LoRA alpha (scaling = alpha / r)"""
     lr: float = param(1e-3, low=1e-6, high=1.0)
     """Adam learning rate of all three phases. The SGD recovery arm's rate is not a parameter: it is
-    fixed by a rule written before any SGD run, lr_sgd = lr * sqrt(nnz(g)) / |g| with g the mean task-A
-    gradient at theta_f, so that SGD's first step is as long as Adam's first step (lr per coordinate)"""
+    1 / lambda_max, the top eigenvalue of the task-A Hessian at theta_f (Lanczos), the largest step a
+    quadratic model at theta_f takes without overshooting its sharpest direction (a rule fixed before the
+    cpu preset ran; the first rule, SGD's first step as long as Adam's, diverged on one cpu run)"""
     batch_size: int = param(4, low=1, high=512)
     """examples per training batch (and per gradient batch)"""
     max_length: int = param(32, low=8, high=1024)
@@ -65,15 +66,16 @@ class Config(ChapterConfig):
     n_grad_batches: int = param(4, low=1, high=1000)
     """per-batch gradients in each of the two independent gradient sets (>= drift_k); the static
     gradient SVD uses both sets (2 n gradients)"""
-    lanczos_iter: int = param(6, low=1, high=1000)
+    lanczos_iter: int = param(4, low=1, high=1000)
     """Lanczos iterations (Hessian-vector products) for the top-k eigenvectors"""
     curvature_seeds: int = param(1, low=0, high=20)
     """first seeds of every pair whose runs compute the Hessian, Krylov and preconditioned-Krylov bases"""
     sgd_seeds: int = param(1, low=0, high=20)
-    """first seeds of every pair whose runs add a second recovery from theta_f with plain SGD"""
-    checkpoint_every: int = param(2, low=1, high=10_000)
+    """first seeds of every pair whose runs add a second recovery from theta_f with plain SGD (at most
+    curvature_seeds: its learning rate needs the Hessian's top eigenvalue)"""
+    checkpoint_every: int = param(4, low=1, high=10_000)
     """recovery steps between the checkpoints compared for drift (C3)"""
-    drift_window: int = param(16, low=1, high=100_000)
+    drift_window: int = param(32, low=1, high=100_000)
     """recovery steps (from theta_f) over which the drift checkpoints are taken"""
     drift_k: int = param(2, low=1, high=1000)
     """dimension of the top-k gradient subspaces compared for drift"""
@@ -106,6 +108,7 @@ class Config(ChapterConfig):
              "checkpoint_every must be below drift_window, and drift_window at most recover_steps"),
             (self.drift_window % self.checkpoint_every == 0, "drift_window must be a multiple of checkpoint_every"),
             (self.pairs <= self.screen_max, "pairs must be at most screen_max"),
+            (self.sgd_seeds <= self.curvature_seeds, "sgd_seeds must be at most curvature_seeds (SGD's lr is 1/lambda_max)"),
         ]
 
 

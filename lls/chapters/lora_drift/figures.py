@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from lls import plots, subspace
-from lls.chapters.lora_drift.analysis import Summary, run_label
+from lls.chapters.lora_drift.analysis import Summary, normalized_overlaps, run_label
 from lls.chapters.lora_drift.config import Config
 from lls.chapters.lora_drift.protocol import RunResult
 from lls.claims import REGISTRY, threshold
@@ -100,10 +100,12 @@ def drift_figure(cfg: Config, r: RunResult) -> go.Figure:
 def lag_figure(runs: list[RunResult]) -> go.Figure:
     """C3: mean overlap of gradient subspaces against the lag (recovery steps) between them, per run."""
     fig = go.Figure()
-    for r in runs:
-        sym = (r.cross_overlap + r.cross_overlap.T) / 2
-        lags, means = subspace.overlap_by_lag(r.drift_steps, sym)
-        fig.add_trace(go.Scatter(x=lags, y=means / means[0], mode="lines+markers", name=f"{r.model} {r.pair[0]} s{r.seed}"))
+    for i, r in enumerate(runs):
+        color = plots.COLORS[i % len(plots.COLORS)]
+        for cross, dash, space in ((r.cross_overlap, None, "adapter"), (r.cross_overlap_dw, "dash", "dW")):
+            lags, means = subspace.overlap_by_lag(r.drift_steps, normalized_overlaps(cross))
+            fig.add_trace(go.Scatter(x=lags, y=means, mode="lines+markers", line={"dash": dash, "color": color},
+                                     name=f"{r.pair[0]} s{r.seed} ({space})"))
     level = threshold("C3", "lora_ceiling_fraction")
     fig.add_hline(y=level, line_dash="dot", annotation_text=f"{level:g} of the ceiling")
     fig.update_layout(title="Overlap of gradient subspaces (independent batches) against the lag, over the ceiling",
@@ -112,7 +114,9 @@ def lag_figure(runs: list[RunResult]) -> go.Figure:
     return captioned(fig, (
         f"C3: overlap (mean squared cosine of the principal angles) of top-k gradient subspaces from two independent "
         f"batch sets taken a given number of recovery steps apart, averaged over all pairs of checkpoints at that "
-        f"lag, divided by the same-step overlap (the noise ceiling, lag 0 = 1), against the lag in steps; one line "
+        f"lag, each pair divided by the geometric mean of its two steps' same-step overlaps (the noise ceiling, "
+        f"lag 0 = 1), against the lag in steps, in the adapter space (solid) and in weight-change space (dashed: "
+        f"each gradient mapped to the change of dW = s·B·A it makes); one colour "
         f"per run, {_over(runs)}, not averaged across runs. The dotted line is {level:g} of the ceiling: C3 asks "
         f"every run's line to reach it within "
         f"{REGISTRY['C3'].paper:g} steps."))

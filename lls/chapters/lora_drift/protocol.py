@@ -21,7 +21,6 @@ Vectors are float32 torch tensors; bases are (D, k) with orthonormal columns; re
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -143,7 +142,7 @@ class RunResult:
     capture curve of Delta over k = 1..k_static (nan beyond a basis's columns; the task-A adapter
     theta_A - theta_0 is one of them); ``task_vector_dw``: capture of Delta_W by dW(theta_A); ``drift_steps`` (S,), ``cross_overlap`` (S, S):
     overlap of the top-``drift_k`` subspace of gradient set 1 at step i with that of set 2 at step j
-    (diagonal: the noise ceiling), ``drift_capture`` (S, n): capture of Delta by set 1's top-k basis
+    (diagonal: the noise ceiling), ``cross_overlap_dw`` the same in weight-change space, ``drift_capture`` (S, n): capture of Delta by set 1's top-k basis
     at each checkpoint; ``sgd``: the SGD arm (``{}`` when not run; see :func:`sgd_arm`); ``evals``:
     per phase, task A/B answer loss and accuracy; ``losses``: training loss per step per phase;
     ``seconds``: wall time per part; ``cpu_seconds``: CPU time of the run (all threads).
@@ -161,6 +160,7 @@ class RunResult:
     task_vector_dw: float
     drift_steps: list[int]
     cross_overlap: np.ndarray
+    cross_overlap_dw: np.ndarray
     drift_capture: np.ndarray
     evals: dict[str, dict[str, dict[str, float]]]
     losses: dict[str, list[float]]
@@ -196,7 +196,7 @@ def run(spec: RunSpec) -> RunResult:
     watch.lap("recovery")
     ks = range(1, spec.k_static + 1)
     static = {name: subspace.capture_curve(b, delta, ks) for name, b in bases.items()}
-    drift_steps, cross, drift_capture = drift(space, recovered, grad_batches, grads_f, spec)
+    drift_steps, cross, cross_dw, drift_capture = drift(space, recovered, grad_batches, grads_f, spec)
     watch.lap("drift")
     dw = lora.weight_change_captures(s.peft, recovered, learned.end.cpu(), spec.horizon_ks[-1])
     watch.lap("weight-change space")
@@ -207,6 +207,7 @@ def run(spec: RunSpec) -> RunResult:
         prefix=subspace.prefix_capture(recovered.updates, delta, range(1, spec.horizon_ks[-1] + 1)),
         prefix_dw=dw["prefix"], horizon=horizon_measures(recovered, spec), static=static,
         task_vector_dw=dw["task_vector"], drift_steps=drift_steps, cross_overlap=cross,
+        cross_overlap_dw=cross_dw,
         drift_capture=drift_capture, evals=results, sgd=sgd,
         losses={"A": learned.losses, "B": done.forgetting.losses, "recovery": recovered.losses},
         seconds=s.seconds, cpu_seconds=s.cpu_seconds())
@@ -215,8 +216,9 @@ def run(spec: RunSpec) -> RunResult:
 def static_bases(spec: RunSpec, space, grad_batches: list[dict], task_vector: torch.Tensor,
                  watch: Setup) -> tuple[dict[str, torch.Tensor], torch.Tensor, float]:
     """The static bases at theta_f (the space's point), each (D, <= k_static) on the CPU, the (2n, D)
-    gradients at theta_f, and the SGD arm's learning rate (its rule: SGD's first step as long as Adam's,
-    ``lr * sqrt(nnz(g)) / |g|`` for the mean gradient g).
+    gradients at theta_f, and the SGD arm's learning rate (its rule: ``1 / lambda_max``, the top Hessian
+    eigenvalue from Lanczos, the largest step a quadratic model at theta_f takes without overshooting
+    its sharpest direction; ``nan`` without curvature).
 
     Gradient SVD of all 2n per-batch gradients, a random subspace, the task-A adapter (1-d) and the
     Adam-aware bases of :mod:`lls.adam_bases`; with ``spec.with_curvature`` also the top Hessian
@@ -228,21 +230,21 @@ def static_bases(spec: RunSpec, space, grad_batches: list[dict], task_vector: to
     bases = {"gradient SVD": subspace.top_k_basis(grads, min(k, subspace.numerical_rank(grads))),
              "random": subspace.random_basis(space.dim, k, seeds.generator(spec.seed, "random basis")),
              "task-A adapter": subspace.orthonormal_basis(task_vector[None])}
-    matvec = None
+    matvec, sgd_lr = None, float("nan")
     if spec.with_curvature:
         hvp = curvature.hessian_operator(space.loss_closure(answer_loss, _concat(grad_batches[:2])), space.get())
 
         def matvec(v: torch.Tensor) -> torch.Tensor:
             return hvp(v.to(spec.device)).cpu()
 
-        _, eigvecs = curvature.lanczos_topk(hvp, space.dim, k, spec.lanczos_iter,
-                                            seeds.generator(spec.seed, "lanczos start", device=spec.device))
+        eigvals, eigvecs = curvature.lanczos_topk(hvp, space.dim, k, spec.lanczos_iter,
+                                                  seeds.generator(spec.seed, "lanczos start", device=spec.device))
+        sgd_lr = 1.0 / float(eigvals[0])
         bases["Hessian top-k"] = eigvecs.cpu()
         bases["Krylov (HVPs)"] = curvature.krylov_basis(matvec, grads.mean(0), k).cpu()
     bases.update({name: b.cpu() for name, b in adam_bases.adam_static_bases(grads, k, matvec).items()})
     watch.lap("static bases")
-    g = grads.mean(0)
-    return bases, grads, spec.lr * math.sqrt(int((g != 0).sum())) / float(g.norm())
+    return bases, grads, sgd_lr
 
 
 def horizon_measures(traj: Trajectory, spec: RunSpec) -> dict[int, dict[str, float]]:
@@ -264,27 +266,35 @@ def horizon_measures(traj: Trajectory, spec: RunSpec) -> dict[int, dict[str, flo
 
 
 def drift(space, recovered: Trajectory, grad_batches: list[dict], grads_f: torch.Tensor,
-          spec: RunSpec) -> tuple[list[int], np.ndarray, np.ndarray]:
+          spec: RunSpec) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
     """Top-``drift_k`` subspaces of two independent gradient sets (n batches each) at the checkpoints
     within ``drift_window``; the same batches at every checkpoint (``grads_f`` are those at step 0).
 
-    Returns the steps (S,), the (S, S) overlaps of set 1 at step i with set 2 at step j (the diagonal
-    is the noise ceiling: two estimates at the same step) and the (S, n) capture of Delta by set 1's
-    top-k basis, k = 1..n (nan beyond its numerical rank). Leaves ``space`` at theta_r.
+    Returns the steps (S,); the (S, S) overlaps of set 1 at step i with set 2 at step j in the adapter
+    space (the diagonal is the noise ceiling: two estimates at the same step); the same in weight-change
+    space, each gradient mapped to the first-order change of dW it makes (:func:`lls.lora.tangent_gram`);
+    and the (S, n) capture of Delta by set 1's top-k basis, k = 1..n (nan beyond its numerical rank).
+    Leaves ``space`` at theta_r.
     """
-    n, delta = spec.n_grad_batches, recovered.displacement()
+    n, k, delta = spec.n_grad_batches, spec.drift_k, recovered.displacement()
     steps = [t for t in sorted(recovered.checkpoints) if t <= spec.drift_window]
-    ones, twos, captures = [], [], []
+    ones, twos, captures, grads = [], [], [], []
     for step in steps:
         space.set_(recovered.checkpoints[step])
         g = grads_f if step == 0 else batch_gradients(space, answer_loss, grad_batches).cpu()
         full = subspace.top_k_basis(g[:n], subspace.numerical_rank(g[:n]))
-        ones.append(full[:, :spec.drift_k])
-        twos.append(subspace.top_k_basis(g[n:], spec.drift_k))
+        ones.append(full[:, :k])
+        twos.append(subspace.top_k_basis(g[n:], k))
         captures.append(subspace.capture_curve(full, delta, range(1, n + 1)))
+        grads.append(g)
     space.set_(recovered.end)
+    points = torch.cat([recovered.checkpoints[t].cpu().expand(2 * n, -1) for t in steps])
+    gram = lora.tangent_gram(space.model, points, torch.cat(grads))
+    rows = [(list(range(2 * n * i, 2 * n * i + n)), list(range(2 * n * i + n, 2 * n * (i + 1))))
+            for i in range(len(steps))]
     cross = np.array([[subspace.overlap(u, v) for v in twos] for u in ones])
-    return steps, cross, np.asarray(captures)
+    cross_dw = np.array([[lora.gram_overlap(gram, one, two, k) for _, two in rows] for one, _ in rows])
+    return steps, cross, cross_dw, np.asarray(captures)
 
 
 def sgd_arm(s: Setup, spec: RunSpec, theta_f: torch.Tensor, bases: dict[str, torch.Tensor], lr: float) -> dict:
