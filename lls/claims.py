@@ -65,7 +65,10 @@ REGISTRY: dict[str, ClaimSpec] = {s.id: s for s in (
                   RuleChange("c0cbb78", "chapter 3: C2 decided on the 95 % t-interval over runs of each static basis's "
                              "capture over the prefix's, over every basis (Krylov and the Adam-aware ones included; "
                              "the weakest decides), runs where A was forgotten (was: the paper's bases' means)",
-                             "issue 12, verdicts on intervals with the sceptic's bases; " + AFTER_CPU),)),
+                             "issue 12, verdicts on intervals with the sceptic's bases; " + AFTER_CPU),
+                  RuleChange("4d68426", "chapter 3: the SGD arm's learning rate is 1/lambda_max at theta_f (was: SGD's "
+                             "first step as long as Adam's)", "the first rule diverged on one cpu-preset run (task-A "
+                             "loss 7.3 after SGD recovery); the SGD arm is reported beside C2/C4, not in their verdicts"))),
     ClaimSpec("C3", "the useful basis drifts substantially within 100 steps", 100.0, "steps", "empirical",
               {"overlap_halved": 0.5, "lora_ceiling_fraction": 0.5, "lora_no_drift": 0.8}, fixed_in=("2237ce1", "c0cbb78"),
               changes=(
@@ -74,6 +77,11 @@ REGISTRY: dict[str, ClaimSpec] = {s.id: s for s in (
                              "lora_ceiling_fraction of it), checkpoints every 2 steps (was 20), decided on a t-interval",
                              "the cpu lags equalled the checkpoint spacing (a resolution floor) and same-batch overlaps "
                              "hid the noise; " + AFTER_CPU),
+                  RuleChange("4d68426", "chapter 3: each cross-set overlap divided by the geometric mean of its two "
+                             "steps' ceilings (was: by the mean ceiling); checkpoints every 4 steps over 32 (was 2 over 16)",
+                             "one cpu-preset run of the new protocol showed the same-step overlap falling from about 0.2 "
+                             "to 0.01 as the gradient signal faded, which a single mean ceiling reads as drift; its drift "
+                             "showed no change at lags 2 to 8"),
                   RuleChange("106f1c9", "chapter 2: the overlap counts as halved at <= 0.5 (was < 0.5), the one "
                              "rule chapter 3 already used", "one shared halving-lag function; it moved no lag on smoke "
                              "or cpu (the closest mean overlap was 0.004 from 0.5); " + AFTER_CPU),)),
