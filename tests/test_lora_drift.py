@@ -75,7 +75,7 @@ def test_screen_picks_the_first_passing_candidates_in_order(monkeypatch):
     cfg = resolve("03_lora_drift", "smoke", pairs=2, screen_max=4)
     assert protocol.chosen_pairs(cfg) == [("tiny-llama", cands[1]), ("tiny-llama", cands[2])]
     assert protocol.chosen_pairs(resolve("03_lora_drift", "smoke", pairs=2, screen_max=2)) == [("tiny-llama", cands[1])]
-    assert len(protocol.screen_results(cfg)) == 4
+    assert len(protocol.screen_results(cfg)) == 3                  # stops once `pairs` have passed
 
 
 def test_run_specs_ignore_what_only_selects_or_summarises_runs(monkeypatch):

@@ -18,7 +18,7 @@ from lls.chapters.lora_drift.analysis import (
     summarize,
     timings_report,
 )
-from lls.chapters.lora_drift.claims import claims
+from lls.chapters.lora_drift.claims import claims, rules_text
 from lls.chapters.lora_drift.config import PRESETS, Config
 from lls.chapters.lora_drift.figures import (
     drift_figure,
@@ -39,7 +39,7 @@ from lls.chapters.lora_drift.protocol import (
 )
 
 __all__ = [
-    "PRESETS", "Config", "RunResult", "RunSpec", "Summary", "claims", "dimensions_report", "drift_figure", "drift_report",
+    "PRESETS", "Config", "RunResult", "RunSpec", "Summary", "claims", "rules_text", "dimensions_report", "drift_figure", "drift_report",
     "drift_picker", "evals_table", "extra_numbers", "forgetting_report", "lag_figure", "prefix_figure",
     "prefix_report", "run", "run_all", "run_specs", "screen", "screen_results", "screen_specs", "sgd_report", "static_figure", "static_report", "summarize",
     "timings_report",

@@ -227,7 +227,7 @@ def static_report(s: Summary) -> str:
 
 def sgd_report(s: Summary) -> str:
     """The SGD arm: its learning rates (by the fixed rule), task-A loss and C4 numbers per horizon."""
-    lines = [f"SGD arm: lr per run {[f'{lr:.3g}' for lr in s.sgd_lr]} (rule: first step as long as Adam's); "
+    lines = [f"SGD arm: lr per run {[f'{lr:.3g}' for lr in s.sgd_lr]} (rule: 1/λ_max of the task-A Hessian at θ_f); "
              f"task-A test loss after SGD recovery {fmt(s.sgd_task_a_loss)} (Adam: {s.task_a_loss.get('after recovery', float('nan')):.3f})"]
     for t, k in zip(s.horizons, s.horizon_ks, strict=True):
         m = s.sgd_horizon[t]

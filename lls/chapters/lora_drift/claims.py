@@ -111,3 +111,26 @@ def c3_claim(s: Summary) -> Claim:
 def claims(s: Summary) -> list[Claim]:
     """C2, C3, C4 from the chapter's summary, with the verdict rules stated in the chapter."""
     return [c2_claim(s), c3_claim(s), c4_claim(s)]
+
+
+def rules_text() -> str:
+    """The verdict rules of C2, C3 and C4 in one Markdown paragraph, every number read from the registry."""
+    c2, c3, c4 = (REGISTRY[c].thresholds for c in ("C2", "C3", "C4"))
+    top = REGISTRY["C4"].paper - c4["lora_tolerance"]
+    return (
+        f"**Rules** (fixed before the cpu run that judges them; 95 % t-intervals over runs). "
+        f"*Screen:* a candidate pair passes when, on a screening seed of its own, training on B undoes at least "
+        f"{c4['lora_screen_undone']:g} of the drop in task-A test loss that A's training achieved; a measured run "
+        f"counts as forgotten on the same criterion ({c4['forgotten_undone']:g}). "
+        f"*C4* (forgotten runs only): reproduced when the interval of the prefix capture lies at or above "
+        f"{top:.2f} (the paper's {REGISTRY['C4'].paper:g} minus {c4['lora_tolerance']:g}), partly within "
+        f"[{c4['lora_partly']:g}, {top:.2f}), contradicted when wholly below {c4['lora_minority']:g}, not reproduced "
+        f"when wholly below {c4['lora_partly']:g} otherwise, else inconclusive. "
+        f"*C2* (forgotten runs, every static basis): a basis misses when the interval of its capture over the "
+        f"prefix's lies below {c2['lora_prefix_fraction']:g}; it contradicts C2 when wholly above "
+        f"{c2['lora_null_ratio']:g}; C2 takes the weakest basis. "
+        f"*C3* (all runs): the lag at which the cross-set overlap over its noise ceiling falls to "
+        f"{c3['lora_ceiling_fraction']:g} or below; reproduced when the interval of the lags lies at or below the "
+        f"paper's {REGISTRY['C3'].paper:g} steps; when some run does not fall that low within the window, "
+        f"contradicted if the ratio at the window's end lies wholly above {c3['lora_no_drift']:g}, else "
+        f"inconclusive.")

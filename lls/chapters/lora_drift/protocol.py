@@ -93,14 +93,19 @@ def screen_specs(cfg: Config) -> list[ScreenSpec]:
 
 
 def screen_results(cfg: Config) -> list[dict]:
-    """The screen's record of every candidate it tries (:func:`screen`), in order."""
-    return [screen(s) for s in screen_specs(cfg)]
+    """The screen's record (:func:`screen`) of every candidate it tries: per model, candidates in order
+    until ``pairs`` have passed or ``screen_max`` have been tried."""
+    out, passed = [], dict.fromkeys(models.names_from(cfg.models), 0)
+    for spec in screen_specs(cfg):
+        if passed[spec.model] < cfg.pairs:
+            out.append(screen(spec))
+            passed[spec.model] += out[-1]["passed"]
+    return out
 
 
 def chosen_pairs(cfg: Config) -> list[tuple[str, tuple[str, str]]]:
     """(model, pair) measured: per model, the first ``pairs`` candidates that pass the screen (may be fewer)."""
-    passed = [(c["model"], c["pair"]) for c in screen_results(cfg) if c["passed"]]
-    return [(m, p) for m in models.names_from(cfg.models) for p in [p for mm, p in passed if mm == m][:cfg.pairs]]
+    return [(c["model"], c["pair"]) for c in screen_results(cfg) if c["passed"]]
 
 
 def run_specs(cfg: Config) -> list[RunSpec]:
