@@ -99,7 +99,10 @@ REGISTRY: dict[str, ClaimSpec] = {s.id: s for s in (
                              "screening seed; first 4 of 8 candidate pairs); C4 read only on runs where A was forgotten "
                              "(the others reported apart), at k = 0.1·T for T = 20 and 40 (was k = 10 of 100), on a "
                              "95 % t-interval, contradicted below lora_minority",
-                             "half the cpu runs never forgot A and 'only two pairs'; " + AFTER_CPU))),
+                             "half the cpu runs never forgot A and 'only two pairs'; " + AFTER_CPU),
+                  RuleChange("d79b4ac", "chapter 3: cpu learning rate 3e-3 for all phases (was 1e-3); the screen's rule "
+                             "unchanged", "at 1e-3 the screen passed 1 of 8 candidate pairs (no capture had been "
+                             "measured on the new protocol's runs)"))),
     ClaimSpec("C5", "best-of-N first-order gain is dimension-independent (Theorem 1)", 1.0,
               "ratio to σ‖g‖e_N (Theorem 1)", "math",
               {"theory_z": 3.0, "theory_p": 0.01, "median_low": 0.8, "median_high": 1.25, "each_low": 0.6,
