@@ -203,14 +203,18 @@ def forgetting_report(s: Summary) -> str:
     return "\n".join(lines)
 
 
+def _horizon_lines(s: Summary, by_horizon: dict[int, dict[str, Interval | None]]) -> list[str]:
+    """One line per horizon T: the prefix's capture of Delta_T, its own share, its capture of the rest."""
+    return [f"  T = {t}, k = {k}: capture of Δ_T {fmt(by_horizon[t]['prefix'])}; own share "
+            f"{fmt(by_horizon[t]['own'])}; capture of θ_T − θ_k {fmt(by_horizon[t]['remaining'])}"
+            for t, k in zip(s.horizons, s.horizon_ks, strict=True)]
+
+
 def prefix_report(s: Summary) -> str:
     """C4's lines: per horizon the prefix capture, its own share and its capture of the rest; other runs beside."""
     lines = [f"k = {s.k_fraction:g}·T; 95 % t-intervals over the runs where A was forgotten "
              f"(paper: {REGISTRY['C4'].paper})"]
-    for t, k in zip(s.horizons, s.horizon_ks, strict=True):
-        m = s.horizon[t]
-        lines.append(f"  T = {t}, k = {k}: capture of Δ_T {fmt(m['prefix'])}; own share {fmt(m['own'])}; "
-                     f"capture of θ_T − θ_k {fmt(m['remaining'])}")
+    lines += _horizon_lines(s, s.horizon)
     lines.append(f"  weight-change space at T = {s.horizons[-1]}: {fmt(s.prefix_dw)}")
     lines.append(f"  runs where A was NOT forgotten (not in C4): {fmt(s.c4_not_forgotten)}")
     lines += [f"  {group}: {fmt(v)}" for group, v in s.prefix_by_pair.items()]
@@ -229,10 +233,7 @@ def sgd_report(s: Summary) -> str:
     """The SGD arm: its learning rates (by the fixed rule), task-A loss and C4 numbers per horizon."""
     lines = [f"SGD arm: lr per run {[f'{lr:.3g}' for lr in s.sgd_lr]} (rule: 1/λ_max of the task-A Hessian at θ_f); "
              f"task-A test loss after SGD recovery {fmt(s.sgd_task_a_loss)} (Adam: {s.task_a_loss.get('after recovery', float('nan')):.3f})"]
-    for t, k in zip(s.horizons, s.horizon_ks, strict=True):
-        m = s.sgd_horizon[t]
-        lines.append(f"  T = {t}, k = {k}: capture {fmt(m['prefix'])}; own share {fmt(m['own'])}; rest {fmt(m['remaining'])}")
-    return "\n".join(lines)
+    return "\n".join(lines + _horizon_lines(s, s.sgd_horizon))
 
 
 def drift_report(s: Summary) -> str:
