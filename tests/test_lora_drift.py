@@ -7,7 +7,7 @@ import torch
 
 from lls import lora, models, subspace
 from lls.chapters import lora_drift as ch
-from lls.chapters.lora_drift import figures, protocol
+from lls.chapters.lora_drift import figures, plan, protocol
 from lls.chapters.lora_drift.analysis import first_k_reaching, undone
 from lls.chapters.lora_drift.setup import TaskBatches
 from lls.claims import REGISTRY
@@ -66,24 +66,24 @@ def test_missing_hub_model_stops_at_once(monkeypatch):
 def fake_screen(passing):
     """A stand-in for the cached screen: the pairs in ``passing`` pass."""
     return lambda spec: {"model": spec.model, "pair": spec.pair, "undone": 0.9 if spec.pair in passing else 0.1,
-                         "losses": [2.0, 0.2, 1.8], "passed": spec.pair in passing}
+                         "losses": [2.0, 0.2, 1.8]}
 
 
 def test_screen_picks_the_first_passing_candidates_in_order(monkeypatch):
-    cands = protocol.CANDIDATE_PAIRS
+    cands = plan.CANDIDATE_PAIRS
     monkeypatch.setattr(protocol, "screen", fake_screen({cands[1], cands[2], cands[3]}))
     cfg = resolve("03_lora_drift", "smoke", pairs=2, screen_max=4)
-    assert protocol.chosen_pairs(cfg) == [("tiny-llama", cands[1]), ("tiny-llama", cands[2])]
-    assert protocol.chosen_pairs(resolve("03_lora_drift", "smoke", pairs=2, screen_max=2)) == [("tiny-llama", cands[1])]
-    assert len(protocol.screen_results(cfg)) == 3                  # stops once `pairs` have passed
+    assert plan.chosen_pairs(cfg) == [("tiny-llama", cands[1]), ("tiny-llama", cands[2])]
+    assert plan.chosen_pairs(resolve("03_lora_drift", "smoke", pairs=2, screen_max=2)) == [("tiny-llama", cands[1])]
+    assert len(plan.screen_results(cfg)) == 3                  # stops once `pairs` have passed
 
 
 def test_run_specs_ignore_what_only_selects_or_summarises_runs(monkeypatch):
-    monkeypatch.setattr(protocol, "screen", fake_screen(set(protocol.CANDIDATE_PAIRS)))
+    monkeypatch.setattr(protocol, "screen", fake_screen(set(plan.CANDIDATE_PAIRS)))
     base = ch.run_specs(resolve("03_lora_drift", "smoke"))
     same = ch.run_specs(resolve("03_lora_drift", "smoke", n_seeds=3, pairs=1, curvature_seeds=1))
     assert same[0] == base[0] and same[0].with_curvature and same[0].with_sgd and not same[1].with_curvature
-    assert [(s.model, s.pair, s.seed) for s in same] == [("tiny-llama", protocol.CANDIDATE_PAIRS[0], s) for s in (0, 1, 2)]
+    assert [(s.model, s.pair, s.seed) for s in same] == [("tiny-llama", plan.CANDIDATE_PAIRS[0], s) for s in (0, 1, 2)]
     assert same[0].horizons == (6, 12) and same[0].horizon_ks == (2, 3)
     assert ch.run_specs(resolve("03_lora_drift", "smoke", lr=0.5))[0] != base[0]
 
@@ -186,8 +186,8 @@ def test_every_figure_builder_stores_a_caption():
 
 def test_one_tiny_run_end_to_end():
     cfg = resolve("03_lora_drift", "smoke", models="tiny-gpt2", **TINY)
-    spec = protocol.RunSpec(**{**protocol._shared(cfg, protocol.RunSpec), "model": "tiny-gpt2",
-                               "pair": protocol.CANDIDATE_PAIRS[0], "seed": 0, "with_curvature": True,
+    spec = protocol.RunSpec(**{**plan._shared(cfg, protocol.RunSpec), "model": "tiny-gpt2",
+                               "pair": plan.CANDIDATE_PAIRS[0], "seed": 0, "with_curvature": True,
                                "with_sgd": True, "horizons": (4, 8), "horizon_ks": (2, 3)})
     r = ch.run.uncached(spec)
     assert r.prefix.shape == r.prefix_dw.shape == (3,)

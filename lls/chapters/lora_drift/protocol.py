@@ -5,9 +5,9 @@ LM is trained on task A (theta_A), then, through :func:`lls.protocols.forget_rec
 on task B (theta_f) and on A again for T steps (theta_r). Delta = theta_r - theta_f lives in the adapter
 space (D coordinates) and, through ``dW = scaling * B @ A``, in the space of weight changes (D_W).
 
-* **Screen** (:func:`screen`, cached per pair): learn A and train on B on a seed stream of its own;
-  a pair passes when B undoes at least ``lora_screen_undone`` of A's test-loss gain (registry). The
-  measured runs use the first ``pairs`` candidates that pass; the screen never sees a recovery.
+* **Screen** (:func:`screen`, cached per pair): learn A and train on B on a seed stream of its own
+  and measure how much of A's gain B undid; :mod:`lls.chapters.lora_drift.plan` applies the registry's
+  rule and picks the pairs. The screen never sees a recovery.
 * **Run** (:func:`run`, cached on a :class:`RunSpec`): C4's prefix captures at several horizons T
   (the recovery to T_max passes through every shorter T), the prefix's own share and its capture of
   the remaining displacement; C2's static bases at theta_f (gradient SVD, random, task-A adapter,
@@ -26,11 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lls import adam_bases, curvature, lora, models, seeds, subspace
+from lls import adam_bases, curvature, lora, seeds, subspace
 from lls.cache import cached
-from lls.chapters.lora_drift.config import CANDIDATE_PAIRS, Config
 from lls.chapters.lora_drift.setup import Setup, undone_fraction
-from lls.claims import threshold
 from lls.evaluation import answer_loss
 from lls.params import batch_gradients
 from lls.protocols.forget_recover import Phases, forget, forget_then_recover, recover
@@ -80,49 +78,13 @@ class RunSpec(ScreenSpec):
     drift_k: int = 1
 
 
-def _shared(cfg: Config, cls) -> dict:
-    out = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls) if hasattr(cfg, f.name)}
-    return {**out, "device": cfg.torch_device()}
-
-
-def screen_specs(cfg: Config) -> list[ScreenSpec]:
-    """The screen of each model's first ``screen_max`` candidate pairs, in order."""
-    shared = _shared(cfg, ScreenSpec)
-    return [ScreenSpec(**{**shared, "model": m, "pair": p}) for m in models.names_from(cfg.models)
-            for p in CANDIDATE_PAIRS[:cfg.screen_max]]
-
-
-def screen_results(cfg: Config) -> list[dict]:
-    """The screen's record (:func:`screen`) of every candidate it tries: per model, candidates in order
-    until ``pairs`` have passed or ``screen_max`` have been tried."""
-    out, passed = [], dict.fromkeys(models.names_from(cfg.models), 0)
-    for spec in screen_specs(cfg):
-        if passed[spec.model] < cfg.pairs:
-            out.append(screen(spec))
-            passed[spec.model] += out[-1]["passed"]
-    return out
-
-
-def chosen_pairs(cfg: Config) -> list[tuple[str, tuple[str, str]]]:
-    """(model, pair) measured: per model, the first ``pairs`` candidates that pass the screen (may be fewer)."""
-    return [(c["model"], c["pair"]) for c in screen_results(cfg) if c["passed"]]
-
-
-def run_specs(cfg: Config) -> list[RunSpec]:
-    """Every run of the chapter: models outermost, then the screened pairs, then seeds ``seed, seed+1, ...``."""
-    shared = {**_shared(cfg, RunSpec), "horizons": tuple(cfg.horizon_list()),
-              "horizon_ks": tuple(cfg.k_at(t) for t in cfg.horizon_list())}
-    return [RunSpec(**{**shared, "model": m, "pair": p, "seed": cfg.seed + s, "with_curvature": s < cfg.curvature_seeds,
-                       "with_sgd": s < cfg.sgd_seeds})
-            for m, p in chosen_pairs(cfg) for s in range(cfg.n_seeds)]
-
-
 @cached
 def screen(spec: ScreenSpec) -> dict:
     """The forgetting screen of one pair: learn A, train on B (``"forgetting screen"`` seed stream).
 
-    Returns ``undone`` (fraction of A's test-loss gain undone by B), ``passed`` (``undone >=
-    lora_screen_undone`` of C4 in the registry) and ``losses`` (task-A test loss at start, after A, after B).
+    Returns ``undone`` (fraction of A's test-loss gain undone by B) and ``losses`` (task-A test loss at
+    start, after A, after B); whether the pair passes is decided outside the cache
+    (:func:`lls.chapters.lora_drift.plan.screen_results`), so the registry is not part of its key.
     """
     seed = seeds.derive(spec.seed, "forgetting screen")
     s = Setup(spec, seed, max(spec.learn_steps, spec.forget_steps))
@@ -132,9 +94,7 @@ def screen(spec: ScreenSpec) -> dict:
     losses.append(s.evals([a])[a]["loss"])
     forget(s.space, answer_loss, s.data[1], Phases(spec.forget_steps, 1, spec.lr), progress=False)
     losses.append(s.evals([a])[a]["loss"])
-    gone = undone_fraction(*losses)
-    return {"pair": spec.pair, "model": spec.model, "undone": gone, "losses": losses,
-            "passed": bool(gone >= threshold("C4", "lora_screen_undone"))}
+    return {"pair": spec.pair, "model": spec.model, "undone": undone_fraction(*losses), "losses": losses}
 
 
 @dataclass
@@ -316,13 +276,6 @@ def sgd_arm(s: Setup, spec: RunSpec, theta_f: torch.Tensor, bases: dict[str, tor
     return {"lr": lr, "horizon": horizon_measures(traj, spec), "loss_after": s.evals([a])[a]["loss"],
             "static": {n: subspace.capture_curve(b, delta, range(1, spec.k_static + 1)) for n, b in bases.items()},
             "prefix": subspace.prefix_capture(traj.updates, delta, range(1, spec.horizon_ks[-1] + 1))}
-
-
-def run_all(cfg: Config) -> list[RunResult]:
-    """Every run of :func:`run_specs`, each cached on its own (changing ``n_seeds`` or ``pairs`` reuses runs done)."""
-    from tqdm.auto import tqdm
-
-    return [run(spec) for spec in tqdm(run_specs(cfg), desc="runs")]
 
 
 def _on_cpu(traj: Trajectory) -> Trajectory:
