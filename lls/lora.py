@@ -24,6 +24,8 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from peft.tuners.lora import LoraLayer
 from transformers.pytorch_utils import Conv1D
 
+from lls import subspace
+
 
 def add_lora(model: torch.nn.Module, r: int = 8, alpha: int = 16, targets: Sequence[str] | None = None,
              dropout: float = 0.0) -> PeftModel:
@@ -130,6 +132,22 @@ def delta_dim(peft_model: torch.nn.Module) -> int:
                for _, layer in lora_layers(peft_model))
 
 
+def _lowrank_gram(terms) -> torch.Tensor:
+    """Gram (n, n) of per-module products ``s * left_i @ right_i`` summed over modules, from the factors.
+
+    ``terms`` yields ``(left (n, out, q), right (n, q, in), s)`` per module; entry (i, j) is
+    ``s^2 * sum((L_i^T L_j) * (R_i R_j^T))``, O(n^2 q^2 (in+out)) per module, in float64.
+    """
+    gram = None
+    for left, right, scaling in terms:
+        n, q = right.shape[0], right.shape[1]
+        rr = right.reshape(n * q, -1) @ right.reshape(n * q, -1).T                 # (n q, n q)
+        ll = left.transpose(1, 2).reshape(n * q, -1) @ left.transpose(1, 2).reshape(n * q, -1).T
+        part = scaling**2 * (rr * ll).reshape(n, q, n, q).sum(dim=(1, 3))
+        gram = part if gram is None else gram + part
+    return gram
+
+
 def delta_gram(peft_model: torch.nn.Module, vecs: torch.Tensor) -> torch.Tensor:
     """Gram matrix (n, n) of the weight changes of adapter vectors ``vecs`` (n, D), in float64.
 
@@ -138,11 +156,56 @@ def delta_gram(peft_model: torch.nn.Module, vecs: torch.Tensor) -> torch.Tensor:
     no D_W-sized vector, so a hundred weight-change vectors of a 135M model cost seconds.
     """
     vecs = vecs.detach().to(torch.float64)
-    n = vecs.shape[0]
-    gram = torch.zeros(n, n, dtype=torch.float64, device=vecs.device)
-    for a, b, scaling, _ in _factors(peft_model, vecs):
-        r = a.shape[1]
-        aa = a.reshape(n * r, -1) @ a.reshape(n * r, -1).T                      # (n r, n r)
-        bb = b.transpose(1, 2).reshape(n * r, -1) @ b.transpose(1, 2).reshape(n * r, -1).T
-        gram += scaling**2 * (aa * bb).reshape(n, r, n, r).sum(dim=(1, 3))
-    return gram
+    return _lowrank_gram((b, a, scaling) for a, b, scaling, _ in _factors(peft_model, vecs))
+
+
+def tangent_gram(peft_model: torch.nn.Module, points: torch.Tensor, tangents: torch.Tensor) -> torch.Tensor:
+    """Gram (n, n) of weight-change *tangents*: the first-order change of dW at adapter point ``points[i]``
+    along ``tangents[i]`` (both (n, D); ``points`` may be an expanded view), i.e. ``s (dB A + B dA) = s [dB, B] @ [A; dA]`` per module.
+
+    A gradient of the adapter mapped this way is invariant to how the adapter is written
+    (``A -> c A, B -> B / c`` changes adapter coordinates, not dW); float64 per module, from the factors only.
+    """
+    points, tangents = points.detach(), tangents.detach()
+    return _lowrank_gram((torch.cat([db, b], dim=2).double(), torch.cat([a, da], dim=1).double(), scaling)
+                         for (a, b, scaling, _), (da, db, _, _) in zip(_factors(peft_model, points),
+                                                                       _factors(peft_model, tangents), strict=True))
+
+
+def gram_overlap(gram: torch.Tensor, rows_u: list[int], rows_v: list[int], k: int) -> float:
+    """:func:`lls.subspace.overlap` of the top-``k`` subspaces of two sets of vectors known only through
+    their Gram matrix ``gram`` (N, N): the vectors indexed by ``rows_u`` and by ``rows_v``.
+
+    The top-k right singular vectors of rows X are ``X^T W S^-1`` (W, S^2 from the Gram block), so
+    the overlap is ``|C_u^T G_uv C_v|_F^2 / k`` with ``C = W S^-1``; nothing of length D is formed.
+    """
+    def coefficients(rows: list[int]) -> torch.Tensor:
+        evals, evecs = torch.linalg.eigh(gram[rows][:, rows].to(torch.float64))
+        evals, evecs = evals.flip(0)[:k], evecs.flip(1)[:, :k]
+        return evecs / evals.clamp_min(evals[0] * 1e-12).sqrt()
+
+    m = coefficients(rows_u).T @ gram[rows_u][:, rows_v].to(torch.float64) @ coefficients(rows_v)
+    return float(m.pow(2).sum() / k)
+
+
+def weight_change_captures(peft_model, recovered, theta_a: torch.Tensor, k_max: int) -> dict:
+    """Prefix and task-vector capture of Delta_W = dW(theta_r) - dW(theta_f), from Gram matrices.
+
+    ``recovered`` has ``start``, ``end`` (D,) and ``updates`` (>= k_max, D). States theta_0..theta_K
+    of the recovery (start + cumulative updates), its end and theta_A are mapped to weight changes
+    only through their inner products (:func:`lls.lora.delta_gram`). Returns ``prefix`` (k_max,)
+    and ``task_vector`` (a fraction).
+    """
+    states = torch.cat([recovered.start[None], recovered.start + recovered.updates.cumsum(0),
+                        recovered.end[None], theta_a[None]])
+    m = delta_gram(peft_model, states)             # (K+3, K+3): <dW_i, dW_j>
+    k, end, a = k_max, k_max + 1, k_max + 2
+    diff = torch.zeros(k + 1, states.shape[0], dtype=torch.float64)   # rows: updates, then Delta_W
+    idx = torch.arange(k)
+    diff[idx, idx + 1], diff[idx, idx] = 1.0, -1.0
+    diff[k, end], diff[k, 0] = 1.0, -1.0
+    g = diff @ m @ diff.T                                 # Gram of [updates; Delta_W]
+    norm2 = float(g[k, k])
+    prefix = subspace.gram_prefix_capture(g[:k, :k], g[:k, k], norm2, range(1, k + 1))
+    cross_a = float(diff[k] @ m[:, a])                    # <Delta_W, dW(theta_A)> (dW(theta_0) = 0)
+    return {"prefix": prefix, "task_vector": cross_a**2 / (float(m[a, a]) * norm2)}

@@ -121,3 +121,23 @@ def test_default_targets_are_the_families_query_value_layers():
     model = lora.add_lora(tiny("gpt2"), r=2)
     assert all(layer.fan_in_fan_out for _, layer in lora.lora_layers(model))
     assert {n.split(".")[-1] for n, _ in lora.lora_layers(model)} == {"c_attn"}
+
+
+def test_tangent_gram_and_gram_overlap_match_dense_weight_changes():
+    from lls import models, subspace
+
+    model, _ = models.load("tiny-llama")
+    peft_model = lora.add_lora(model, r=2, alpha=4)
+    dim = lora.adapter_space(peft_model).dim
+    gen = torch.Generator().manual_seed(3)
+    points, tangents = torch.randn(4, dim, generator=gen), torch.randn(4, dim, generator=gen)
+    dense = []
+    for p, t in zip(points.double(), tangents.double(), strict=True):   # directional derivative of dW
+        _, jvp = torch.func.jvp(lambda v: lora.delta_weights(peft_model, v), (p,), (t,))
+        dense.append(jvp)
+    dense = torch.stack(dense)
+    torch.testing.assert_close(lora.tangent_gram(peft_model, points, tangents), dense @ dense.T, rtol=1e-9, atol=1e-9)
+    gram = dense @ dense.T
+    want = subspace.overlap(subspace.top_k_basis(dense[:2], 1), subspace.top_k_basis(dense[2:], 1))
+    assert lora.gram_overlap(gram, [0, 1], [2, 3], 1) == pytest.approx(want, rel=1e-6)
+    assert lora.gram_overlap(gram, [0, 1], [0, 1], 2) == pytest.approx(1.0)

@@ -1,61 +1,49 @@
-"""Chapter 3's experiment: learn, forget and recover a task in a LoRA adapter's space; measure.
+"""Chapter 3's experiment: screen task pairs for forgetting; learn, forget and recover a task in a LoRA adapter's space.
 
 Protocol (reconstructed, see ``PAPER.md``): a fresh LoRA adapter (peft) on a pretrained causal
 LM is trained on task A (theta_A), then, through :func:`lls.protocols.forget_recover.forget_then_recover`,
-on task B (theta_f: A is forgotten) and on A again (theta_r). The *recovery displacement* is
-Delta = theta_r - theta_f, a vector of the adapter space (D = the adapter's parameter count) and,
-through ``dW = scaling * B @ A``, of the space of effective weight changes (D_W). One run
-(:func:`run`, cached on a :class:`RunSpec`) measures:
+on task B (theta_f) and on A again for T steps (theta_r). Delta = theta_r - theta_f lives in the adapter
+space (D coordinates) and, through ``dW = scaling * B @ A``, in the space of weight changes (D_W).
 
-* C4: capture of Delta by the span of the first k recovery updates, k = 1..k_max;
-* C2: capture of Delta by *static* bases computed at theta_f before any recovery step: top-k
-  SVD of per-batch task-A gradients, the task-A adapter (theta_A - theta_0), top-k Hessian
-  eigenvectors (Lanczos on Hessian-vector products), a random subspace, and (beyond the paper)
-  the Krylov basis span{g, Hg, ..., H^(k-1) g} from Hessian-vector products;
-* C3: the top-k gradient subspace at recovery checkpoints, their pairwise overlaps (mean
-  squared cosine of the principal angles) and the capture of Delta by each checkpoint's basis.
+* **Screen** (:func:`screen`, cached per pair): learn A and train on B on a seed stream of its own
+  and measure how much of A's gain B undid; :mod:`lls.chapters.lora_drift.plan` applies the registry's
+  rule and picks the pairs. The screen never sees a recovery.
+* **Run** (:func:`run`, cached on a :class:`RunSpec`): C4's prefix captures at several horizons T
+  (the recovery to T_max passes through every shorter T), the prefix's own share and its capture of
+  the remaining displacement; C2's static bases at theta_f (gradient SVD, random, task-A adapter,
+  Adam-aware bases; with curvature Hessian top-k, Krylov, preconditioned Krylov); C3's drift from two
+  independent gradient sets at each checkpoint (their same-step overlap is the noise ceiling); an
+  optional second recovery from theta_f with plain SGD.
 
-All vectors are float32 torch tensors; bases are (D, k) with orthonormal columns; results are
-numpy arrays in a :class:`RunResult`.
+Vectors are float32 torch tensors; bases are (D, k) with orthonormal columns; results are numpy.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from lls import curvature, lora, models, seeds, subspace, textdata
+from lls import adam_bases, curvature, lora, seeds, subspace
 from lls.cache import cached
-from lls.chapters.lora_drift.config import Config
-from lls.evaluation import answer_loss, answer_metrics
+from lls.chapters.lora_drift.setup import Setup, undone_fraction
+from lls.evaluation import answer_loss
 from lls.params import batch_gradients
-from lls.protocols.forget_recover import Phases, forget_then_recover
+from lls.protocols.forget_recover import Phases, forget, forget_then_recover, recover
 from lls.train import Trajectory, train
 
 
 @dataclass(frozen=True)
-class RunSpec:
-    """Everything one (model, pair, seed) run depends on, and nothing else: the key of its cache entry.
-
-    Parameters that only select or summarise runs (``models``, ``pairs``, ``n_seeds``, the base
-    ``seed``, ``k_ref``, ``curvature_runs``) are not here, so changing them reuses the runs done.
-    The other fields mean what the :class:`Config` fields of the same name mean.
-    """
+class ScreenSpec:
+    """What the forgetting screen of one (model, pair) depends on; fields as in :class:`Config`."""
 
     model: str
-    """registry name of the pretrained model"""
-    pair: int
-    """index into lls.textdata.TASK_PAIRS"""
+    pair: tuple[str, str]
     seed: int
-    """this run's seed"""
-    with_curvature: bool
-    """whether the Hessian top-k and Krylov bases are computed"""
+    """the chapter's base seed; the screen draws its own streams from it ("forgetting screen")"""
     device: str
-    """resolved torch device"""
     lora_rank: int
     lora_alpha: int
     lr: float
@@ -63,73 +51,66 @@ class RunSpec:
     max_length: int
     learn_steps: int
     forget_steps: int
-    recover_steps: int
-    k_max: int
-    k_static: int
-    n_grad_batches: int
-    lanczos_iter: int
-    checkpoint_every: int
-    drift_k: int
     n_eval: int
 
 
-def run_specs(cfg: Config) -> list[RunSpec]:
-    """Every run of the chapter, models outermost, then pairs, then seeds ``seed, seed+1, ...``.
+@dataclass(frozen=True)
+class RunSpec(ScreenSpec):
+    """Everything one (model, pair, seed) run depends on: the key of its cache entry.
 
-    The first ``cfg.curvature_runs`` runs compute the curvature bases.
-    """
-    shared = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(RunSpec) if hasattr(cfg, f.name)}
-    shared["device"] = cfg.torch_device()
-    keys = [(m, p, cfg.seed + s) for m in models.names_from(cfg.models) for p in range(cfg.pairs)
-            for s in range(cfg.n_seeds)]
-    return [RunSpec(**{**shared, "model": m, "pair": p, "seed": s, "with_curvature": i < cfg.curvature_runs})
-            for i, (m, p, s) in enumerate(keys)]
-
-
-class TaskBatches:
-    """Encoded training examples of one task, served as batches ``step -> batch``.
-
-    A pool of ``n_batches * batch_size`` examples, drawn with ``seed``, is encoded once; batch ``s``
-    is slice ``s mod n_batches`` of a shuffle by the ``"batch order"`` stream of ``seed``, so steps
-    cycle through the pool. Each batch is a dict of (batch_size, max_length) int64 tensors on ``device``.
+    Parameters that only select or summarise runs (``pairs``, ``n_seeds``, ``k_static`` below
+    k_max, the screen's ``screen_max``) are not here; ``seed`` is this run's seed.
     """
 
-    def __init__(self, tokenizer, task: str, batch_size: int, max_length: int, n_batches: int, seed: int,
-                 device: str = "cpu"):
-        data = textdata.encode(tokenizer, textdata.examples(task, "train", n_batches * batch_size, seed),
-                               max_length)
-        order = torch.randperm(n_batches * batch_size, generator=seeds.generator(seed, "batch order"))
-        self.data = {k: v[order].to(device) for k, v in data.items()}
-        self.batch_size, self.n_batches = batch_size, n_batches
+    with_curvature: bool = False
+    """whether the Hessian top-k, Krylov and preconditioned-Krylov bases are computed"""
+    with_sgd: bool = False
+    """whether a second recovery from theta_f runs with plain SGD"""
+    recover_steps: int = 0
+    horizons: tuple[int, ...] = ()
+    horizon_ks: tuple[int, ...] = ()
+    """C4's prefix length k at each horizon (the last one is the number of recovery updates recorded)"""
+    k_static: int = 1
+    n_grad_batches: int = 1
+    lanczos_iter: int = 1
+    checkpoint_every: int = 1
+    drift_window: int = 1
+    drift_k: int = 1
 
-    def __call__(self, step: int) -> dict:
-        start = (step % self.n_batches) * self.batch_size
-        return {k: v[start:start + self.batch_size] for k, v in self.data.items()}
 
+@cached
+def screen(spec: ScreenSpec) -> dict:
+    """The forgetting screen of one pair: learn A, train on B (``"forgetting screen"`` seed stream).
 
-def evaluate(model, tokenizer, task: str, n: int, max_length: int, device: str = "cpu") -> dict[str, float]:
-    """Answer loss (nats per answer token) and accuracy (fraction) of ``model`` on ``n`` test examples.
-
-    The same test examples for every run and seed (``textdata.examples``'s fixed draw 0).
+    Returns ``undone`` (fraction of A's test-loss gain undone by B) and ``losses`` (task-A test loss at
+    start, after A, after B); whether the pair passes is decided outside the cache
+    (:func:`lls.chapters.lora_drift.plan.screen_results`), so the registry is not part of its key.
     """
-    batch = textdata.encode(tokenizer, textdata.examples(task, "test", n, 0), max_length)
-    return answer_metrics(model, {k: v.to(device) for k, v in batch.items()})
+    seed = seeds.derive(spec.seed, "forgetting screen")
+    s = Setup(spec, seed, max(spec.learn_steps, spec.forget_steps))
+    a = s.tasks[0]
+    losses = [s.evals([a])[a]["loss"]]
+    train(s.space, answer_loss, s.data[0], spec.learn_steps, lr=spec.lr, progress=False)
+    losses.append(s.evals([a])[a]["loss"])
+    forget(s.space, answer_loss, s.data[1], Phases(spec.forget_steps, 1, spec.lr), progress=False)
+    losses.append(s.evals([a])[a]["loss"])
+    return {"pair": spec.pair, "model": spec.model, "undone": undone_fraction(*losses), "losses": losses}
 
 
 @dataclass
 class RunResult:
     """What one (model, pair, seed) run measured. ks run from 1; captures are fractions in [0, 1].
 
-    ``prefix`` (k_max,) and ``prefix_dw`` (k_max,): capture of Delta (adapter space) and of
-    Delta_W (weight-change space) by the first k recovery updates; ``static`` maps a basis name
-    to its capture curve over k = 1..k_static (nan where a basis has fewer columns);
-    ``task_vector``/``task_vector_dw``: capture by the 1-d span of theta_A - theta_0 (resp.
-    dW(theta_A)); ``drift_steps`` (S,), ``overlap`` (S, S), ``drift_capture`` (S, n_grad_batches):
-    checkpoints of the recovery, overlaps of their top-``drift_k`` gradient subspaces, capture
-    of Delta by their top-k gradient bases for k = 1..n_grad_batches; ``evals``: per phase ("start",
-    "after A", "after B", "after recovery"), task A/B answer loss and accuracy; ``losses``: training loss per step per
-    phase; ``seconds``: wall time per part of the run; ``cpu_seconds``: CPU time of the whole run
-    (all threads; robust to a busy machine).
+    ``prefix``/``prefix_dw`` (k_max,): capture of Delta (adapter space) / Delta_W (weight-change
+    space) by the first k recovery updates at the longest horizon; ``horizon`` maps T to the C4
+    numbers at k = k_max * T / T_max rounded (:func:`horizon_measures`); ``static``: basis name ->
+    capture curve of Delta over k = 1..k_static (nan beyond a basis's columns; the task-A adapter
+    theta_A - theta_0 is one of them); ``task_vector_dw``: capture of Delta_W by dW(theta_A); ``drift_steps`` (S,), ``cross_overlap`` (S, S):
+    overlap of the top-``drift_k`` subspace of gradient set 1 at step i with that of set 2 at step j
+    (diagonal: the noise ceiling), ``cross_overlap_dw`` the same in weight-change space, ``drift_capture`` (S, n): capture of Delta by set 1's top-k basis
+    at each checkpoint; ``sgd``: the SGD arm (``{}`` when not run; see :func:`sgd_arm`); ``evals``:
+    per phase, task A/B answer loss and accuracy; ``losses``: training loss per step per phase;
+    ``seconds``: wall time per part; ``cpu_seconds``: CPU time of the run (all threads).
     """
 
     model: str
@@ -139,159 +120,162 @@ class RunResult:
     dim_dw: int
     prefix: np.ndarray
     prefix_dw: np.ndarray
+    horizon: dict[int, dict[str, float]]
     static: dict[str, np.ndarray]
-    task_vector: float
     task_vector_dw: float
     drift_steps: list[int]
-    overlap: np.ndarray
+    cross_overlap: np.ndarray
+    cross_overlap_dw: np.ndarray
     drift_capture: np.ndarray
     evals: dict[str, dict[str, dict[str, float]]]
     losses: dict[str, list[float]]
+    sgd: dict = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     cpu_seconds: float = 0.0
 
 
-class Stopwatch:
-    """Wall time of the consecutive parts of a run: ``lap(name)`` closes the part named ``name``."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-        self.clock, self.cpu_start = time.perf_counter(), time.process_time()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.seconds[name], self.clock = now - self.clock, now
-
-    def cpu_seconds(self) -> float:
-        """CPU seconds (all threads) since the stopwatch started."""
-        return time.process_time() - self.cpu_start
-
-
 @cached
 def run(spec: RunSpec) -> RunResult:
-    """Learn ``TASK_PAIRS[spec.pair]``'s task A with a LoRA adapter, forget it on B, recover it; measure."""
-    watch, dev = Stopwatch(), spec.device
-    task_a, task_b = textdata.TASK_PAIRS[spec.pair]
-    torch.manual_seed(seeds.derive(spec.seed, "lora init"))  # the adapter's initial A factors
-    model, tok = models.load(spec.model, device=dev)
-    peft_model = lora.add_lora(model, r=spec.lora_rank, alpha=spec.lora_alpha)
-    space = lora.adapter_space(peft_model)
-    n_batches = max(spec.learn_steps, spec.forget_steps, spec.recover_steps, spec.n_grad_batches)
-    data_a, data_b = (TaskBatches(tok, task, spec.batch_size, spec.max_length, n_batches,
-                                  seeds.derive(spec.seed, "training data", role), dev)
-                      for task, role in ((task_a, "task A"), (task_b, "task B")))
-    grad_batches = [data_a(n_batches - 1 - i) for i in range(spec.n_grad_batches)]  # fixed: the last ones
-
-    def evals():
-        return {t: evaluate(peft_model, tok, t, spec.n_eval, spec.max_length, dev) for t in (task_a, task_b)}
-
-    def before_recovery(space) -> dict[str, torch.Tensor]:
-        results["after B"] = evals()
-        watch.lap("train A, B")
-        return static_bases(spec, space, grad_batches, watch)
-
-    results = {"start": evals()}
+    """Learn ``spec.pair``'s task A with a LoRA adapter, forget it on B, recover it (Adam; SGD arm); measure."""
+    n_batches = max(spec.learn_steps, spec.forget_steps, spec.recover_steps, 2 * spec.n_grad_batches)
+    s = watch = Setup(spec, spec.seed, n_batches)
+    space, (data_a, data_b) = s.space, s.data
+    grad_batches = [data_a(n_batches - 1 - i) for i in range(2 * spec.n_grad_batches)]  # fixed: set 1, then set 2
+    results = {"start": s.evals()}
     theta_0 = space.get().cpu()
-    learned = train(space, answer_loss, data_a, spec.learn_steps, lr=spec.lr)
-    results["after A"] = evals()
-    phases = Phases(forget_steps=spec.forget_steps, recover_steps=spec.recover_steps, lr=spec.lr,
-                    record_first=spec.k_max, checkpoint_every=spec.checkpoint_every)
+    learned = train(space, answer_loss, data_a, spec.learn_steps, lr=spec.lr, progress=False)
+    results["after A"] = s.evals()
+
+    def before_recovery(space):
+        results["after B"] = s.evals()
+        watch.lap("train A, B")
+        return static_bases(spec, space, grad_batches, learned.end.cpu() - theta_0, watch)
+
+    phases = Phases(spec.forget_steps, spec.recover_steps, spec.lr, record_first=spec.horizon_ks[-1],
+                    checkpoint_every=spec.checkpoint_every)
     done = forget_then_recover(space, answer_loss, forget_data=data_b, recover_data=data_a, phases=phases,
-                               before_recovery=before_recovery)
-    results["after recovery"] = evals()
-    recovered, theta_a = _on_cpu(done.recovery), learned.end.cpu()
+                               before_recovery=before_recovery, progress=False)
+    results["after recovery"] = s.evals()
+    recovered, (bases, grads_f, sgd_lr) = _on_cpu(done.recovery), done.before_recovery
     delta = recovered.displacement()
     watch.lap("recovery")
-
-    ks = range(1, spec.k_max + 1)
-    static = {name: subspace.capture_curve(b, delta, range(1, spec.k_static + 1))
-              for name, b in done.before_recovery.items()}
-    drift_steps, overlap, drift_capture = drift(space, recovered, grad_batches, spec.drift_k, spec.n_grad_batches)
+    ks = range(1, spec.k_static + 1)
+    static = {name: subspace.capture_curve(b, delta, ks) for name, b in bases.items()}
+    drift_steps, cross, cross_dw, drift_capture = drift(space, recovered, grad_batches, grads_f, spec)
     watch.lap("drift")
-    dw = weight_change_captures(peft_model, recovered, theta_a, spec.k_max)
+    dw = lora.weight_change_captures(s.peft, recovered, learned.end.cpu(), spec.horizon_ks[-1])
     watch.lap("weight-change space")
+    sgd = sgd_arm(s, spec, recovered.start, bases, sgd_lr) if spec.with_sgd else {}
+    watch.lap("SGD arm")
     return RunResult(
-        model=spec.model, pair=(task_a, task_b), seed=spec.seed, dim=space.dim, dim_dw=lora.delta_dim(peft_model),
-        prefix=subspace.prefix_capture(recovered.updates, delta, ks), prefix_dw=dw["prefix"], static=static,
-        task_vector=subspace.capture(subspace.orthonormal_basis((theta_a - theta_0)[None]), delta),
-        task_vector_dw=dw["task_vector"], drift_steps=drift_steps, overlap=overlap, drift_capture=drift_capture,
-        evals=results, losses={"A": learned.losses, "B": done.forgetting.losses, "recovery": recovered.losses},
-        seconds=watch.seconds, cpu_seconds=watch.cpu_seconds())
+        model=spec.model, pair=spec.pair, seed=spec.seed, dim=space.dim, dim_dw=lora.delta_dim(s.peft),
+        prefix=subspace.prefix_capture(recovered.updates, delta, range(1, spec.horizon_ks[-1] + 1)),
+        prefix_dw=dw["prefix"], horizon=horizon_measures(recovered, spec), static=static,
+        task_vector_dw=dw["task_vector"], drift_steps=drift_steps, cross_overlap=cross,
+        cross_overlap_dw=cross_dw,
+        drift_capture=drift_capture, evals=results, sgd=sgd,
+        losses={"A": learned.losses, "B": done.forgetting.losses, "recovery": recovered.losses},
+        seconds=s.seconds, cpu_seconds=s.cpu_seconds())
 
 
-def static_bases(spec: RunSpec, space, grad_batches: list[dict], watch: Stopwatch) -> dict[str, torch.Tensor]:
-    """The static bases at theta_f (the space's current point), each (D, <= k_static) on the CPU.
+def static_bases(spec: RunSpec, space, grad_batches: list[dict], task_vector: torch.Tensor,
+                 watch: Setup) -> tuple[dict[str, torch.Tensor], torch.Tensor, float]:
+    """The static bases at theta_f (the space's point), each (D, <= k_static) on the CPU, the (2n, D)
+    gradients at theta_f, and the SGD arm's learning rate (its rule: ``1 / lambda_max``, the top Hessian
+    eigenvalue from Lanczos, the largest step a quadratic model at theta_f takes without overshooting
+    its sharpest direction; ``nan`` without curvature).
 
-    Gradient SVD of the per-batch gradients on ``grad_batches`` and a random subspace; with
-    ``spec.with_curvature`` also the top Hessian eigenvectors (Lanczos) and the Krylov basis of the
-    mean gradient, both from Hessian-vector products of the answer loss on the first two batches.
+    Gradient SVD of all 2n per-batch gradients, a random subspace, the task-A adapter (1-d) and the
+    Adam-aware bases of :mod:`lls.adam_bases`; with ``spec.with_curvature`` also the top Hessian
+    eigenvectors (Lanczos), the Krylov basis of the mean gradient and the preconditioned Krylov
+    basis, from Hessian-vector products of the answer loss on the first two gradient batches.
     """
     grads = batch_gradients(space, answer_loss, grad_batches).cpu()
-    bases = {"gradient SVD": subspace.top_k_basis(grads, min(spec.k_static, subspace.numerical_rank(grads))),
-             "random": subspace.random_basis(space.dim, spec.k_static,
-                                             seeds.generator(spec.seed, "random basis"))}
-    watch.lap("gradient SVD")
+    k = spec.k_static
+    bases = {"gradient SVD": subspace.top_k_basis(grads, min(k, subspace.numerical_rank(grads))),
+             "random": subspace.random_basis(space.dim, k, seeds.generator(spec.seed, "random basis")),
+             "task-A adapter": subspace.orthonormal_basis(task_vector[None])}
+    matvec, sgd_lr = None, float("nan")
     if spec.with_curvature:
-        loss_fn = space.loss_closure(answer_loss, _concat(grad_batches[:2]))
-        matvec = curvature.hessian_operator(loss_fn, space.get())
-        _, eigvecs = curvature.lanczos_topk(matvec, space.dim, spec.k_static, spec.lanczos_iter,
-                                            seeds.generator(spec.seed, "lanczos start", device=spec.device))
+        hvp = curvature.hessian_operator(space.loss_closure(answer_loss, _concat(grad_batches[:2])), space.get())
+
+        def matvec(v: torch.Tensor) -> torch.Tensor:
+            return hvp(v.to(spec.device)).cpu()
+
+        eigvals, eigvecs = curvature.lanczos_topk(hvp, space.dim, k, spec.lanczos_iter,
+                                                  seeds.generator(spec.seed, "lanczos start", device=spec.device))
+        sgd_lr = 1.0 / float(eigvals[0])
         bases["Hessian top-k"] = eigvecs.cpu()
-        bases["Krylov (HVPs)"] = curvature.krylov_basis(matvec, grads.mean(0).to(spec.device), spec.k_static).cpu()
-        watch.lap("Hessian, Krylov")
-    return bases
+        bases["Krylov (HVPs)"] = curvature.krylov_basis(matvec, grads.mean(0), k).cpu()
+    bases.update({name: b.cpu() for name, b in adam_bases.adam_static_bases(grads, k, matvec).items()})
+    watch.lap("static bases")
+    return bases, grads, sgd_lr
 
 
-def drift(space, recovered: Trajectory, grad_batches: list[dict], drift_k: int,
-          n_grad_batches: int) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """Top-k gradient subspaces at the recovery's checkpoints, on the same gradient batches each time.
+def horizon_measures(traj: Trajectory, spec: RunSpec) -> dict[int, dict[str, float]]:
+    """C4 at each horizon T (a checkpoint of ``traj``), with k = ``spec.horizon_ks`` and Delta_T = theta_T - theta_f.
 
-    Returns the checkpoint steps (S,), the (S, S) overlaps of their top-``drift_k`` subspaces and the
-    (S, n_grad_batches) capture of Delta by each checkpoint's top-k gradient basis, k = 1..n_grad_batches
-    (nan beyond its numerical rank). Leaves ``space`` at theta_r.
+    ``prefix``: capture of Delta_T by the span of the first k updates; ``own``: the prefix's own
+    share |sum_{s<k} u_s|^2 / |Delta_T|^2; ``remaining``: capture of theta_T - theta_k (what is left
+    after the prefix) by the same span; ``k``: the prefix length.
     """
-    delta = recovered.displacement()
-    steps = sorted(recovered.checkpoints)
-    bases, captures = [], []
+    out = {}
+    for horizon, k in zip(spec.horizons, spec.horizon_ks, strict=True):
+        delta = traj.checkpoints[horizon].cpu() - traj.start
+        rows = traj.updates[:k]
+        head = rows.sum(0)
+        out[horizon] = {"k": k, "prefix": float(subspace.prefix_capture(rows, delta, [k])[0]),
+                        "own": float(head.pow(2).sum() / delta.pow(2).sum()),
+                        "remaining": float(subspace.prefix_capture(rows, delta - head, [k])[0])}
+    return out
+
+
+def drift(space, recovered: Trajectory, grad_batches: list[dict], grads_f: torch.Tensor,
+          spec: RunSpec) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """Top-``drift_k`` subspaces of two independent gradient sets (n batches each) at the checkpoints
+    within ``drift_window``; the same batches at every checkpoint (``grads_f`` are those at step 0).
+
+    Returns the steps (S,); the (S, S) overlaps of set 1 at step i with set 2 at step j in the adapter
+    space (the diagonal is the noise ceiling: two estimates at the same step); the same in weight-change
+    space, each gradient mapped to the first-order change of dW it makes (:func:`lls.lora.tangent_gram`);
+    and the (S, n) capture of Delta by set 1's top-k basis, k = 1..n (nan beyond its numerical rank).
+    Leaves ``space`` at theta_r.
+    """
+    n, k, delta = spec.n_grad_batches, spec.drift_k, recovered.displacement()
+    steps = [t for t in sorted(recovered.checkpoints) if t <= spec.drift_window]
+    ones, twos, captures, grads = [], [], [], []
     for step in steps:
         space.set_(recovered.checkpoints[step])
-        g = batch_gradients(space, answer_loss, grad_batches).cpu()
-        full = subspace.top_k_basis(g, subspace.numerical_rank(g))
-        bases.append(full[:, :drift_k])
-        captures.append(subspace.capture_curve(full, delta, range(1, n_grad_batches + 1)))
+        g = grads_f if step == 0 else batch_gradients(space, answer_loss, grad_batches).cpu()
+        full = subspace.top_k_basis(g[:n], subspace.numerical_rank(g[:n]))
+        ones.append(full[:, :k])
+        twos.append(subspace.top_k_basis(g[n:], k))
+        captures.append(subspace.capture_curve(full, delta, range(1, n + 1)))
+        grads.append(g)
     space.set_(recovered.end)
-    return steps, subspace.overlap_matrix(bases), np.asarray(captures)
+    points = torch.cat([recovered.checkpoints[t].cpu().expand(2 * n, -1) for t in steps])
+    gram = lora.tangent_gram(space.model, points, torch.cat(grads))
+    rows = [(list(range(2 * n * i, 2 * n * i + n)), list(range(2 * n * i + n, 2 * n * (i + 1))))
+            for i in range(len(steps))]
+    cross = np.array([[subspace.overlap(u, v) for v in twos] for u in ones])
+    cross_dw = np.array([[lora.gram_overlap(gram, one, two, k) for _, two in rows] for one, _ in rows])
+    return steps, cross, cross_dw, np.asarray(captures)
 
 
-def weight_change_captures(peft_model, recovered, theta_a: torch.Tensor, k_max: int) -> dict:
-    """Prefix and task-vector capture of Delta_W = dW(theta_r) - dW(theta_f), from Gram matrices.
+def sgd_arm(s: Setup, spec: RunSpec, theta_f: torch.Tensor, bases: dict[str, torch.Tensor], lr: float) -> dict:
+    """A second recovery from theta_f with plain SGD at ``lr``, on the same task-A batches in the same order.
 
-    ``recovered`` has ``start``, ``end`` (D,) and ``updates`` (>= k_max, D). States theta_0..theta_K
-    of the recovery (start + cumulative updates), its end and theta_A are mapped to weight changes
-    only through their inner products (:func:`lls.lora.delta_gram`). Returns ``prefix`` (k_max,)
-    and ``task_vector`` (a fraction).
+    Returns ``lr``, ``horizon`` (:func:`horizon_measures`), ``static`` (capture curves of its Delta by
+    the Adam run's static bases), ``prefix`` (k_max,) and ``loss_after`` (task-A test loss at its end).
     """
-    states = torch.cat([recovered.start[None], recovered.start + recovered.updates.cumsum(0),
-                        recovered.end[None], theta_a[None]])
-    m = lora.delta_gram(peft_model, states)             # (K+3, K+3): <dW_i, dW_j>
-    k, end, a = k_max, k_max + 1, k_max + 2
-    diff = torch.zeros(k + 1, states.shape[0], dtype=torch.float64)   # rows: updates, then Delta_W
-    idx = torch.arange(k)
-    diff[idx, idx + 1], diff[idx, idx] = 1.0, -1.0
-    diff[k, end], diff[k, 0] = 1.0, -1.0
-    g = diff @ m @ diff.T                                 # Gram of [updates; Delta_W]
-    norm2 = float(g[k, k])
-    prefix = subspace.gram_prefix_capture(g[:k, :k], g[:k, k], norm2, range(1, k + 1))
-    cross_a = float(diff[k] @ m[:, a])                    # <Delta_W, dW(theta_A)> (dW(theta_0) = 0)
-    return {"prefix": prefix, "task_vector": cross_a**2 / (float(m[a, a]) * norm2)}
-
-
-def run_all(cfg: Config) -> list[RunResult]:
-    """Every run of :func:`run_specs`, each cached on its own (changing ``n_seeds``, ``pairs`` or
-    ``k_ref`` reuses the runs already done)."""
-    from tqdm.auto import tqdm
-
-    return [run(spec) for spec in tqdm(run_specs(cfg), desc="runs")]
+    s.space.set_(theta_f.to(spec.device))
+    phases = Phases(0, spec.recover_steps, lr, record_first=spec.horizon_ks[-1],
+                    checkpoint_every=spec.checkpoint_every, optimizer="sgd")
+    traj = _on_cpu(recover(s.space, answer_loss, s.data[0], phases, progress=False))
+    delta, a = traj.displacement(), s.tasks[0]
+    return {"lr": lr, "horizon": horizon_measures(traj, spec), "loss_after": s.evals([a])[a]["loss"],
+            "static": {n: subspace.capture_curve(b, delta, range(1, spec.k_static + 1)) for n, b in bases.items()},
+            "prefix": subspace.prefix_capture(traj.updates, delta, range(1, spec.horizon_ks[-1] + 1))}
 
 
 def _on_cpu(traj: Trajectory) -> Trajectory:
