@@ -227,6 +227,8 @@ def test_protocol_smoke_run_reaches_every_row(isolated):
     assert json.dumps(ch.c8_figure(summary.c8).to_plotly_json(), default=list, allow_nan=False)
     for fig in (ch.c8_figure(summary.c8), ch.c9_figure(summary.c9), ch.explorer_figure(grid)):
         assert fig.layout.meta["caption"].strip() and "<" not in fig.layout.meta["caption"]
+    explorer = ch.explorer_figure(grid)  # a block slider only when moving it changes the plot
+    assert bool(explorer.layout.sliders) == ("no block slider" not in explorer.layout.meta["caption"])
     assert ch.run(cfg).found[("tiny-llama", "truth", "tuned")].cos_full.tolist() == found.cos_full.tolist()
     with pytest.raises(ConfigError, match="Layer 5 does not exist"):
         ch.steering_grid(ch.GridSpec.of(_cfg(models="tiny-llama", layer=5), "truth", "untuned"), "tiny-llama")

@@ -109,13 +109,18 @@ def explorer_figure(grid: SteeringGrid) -> go.Figure:
         fig.add_trace(go.Scatter(x=grid.scales, y=gains(name, grid.layers[active]), mode="lines+markers", name=name,
                                  line={"color": COLORS[name]}))
     frames = [[{"y": gains(name, layer)} for name in STEP_VECTORS] for layer in grid.layers]
-    fig = slider_figure(frames, [str(layer) for layer in grid.layers], fig, list(range(len(STEP_VECTORS))),
-                        "block", active=active)
+    same = all(frame == frames[0] for frame in frames)
+    if not same:
+        fig = slider_figure(frames, [str(layer) for layer in grid.layers], fig, list(range(len(STEP_VECTORS))),
+                            "block", active=active)
     fig.update_xaxes(title_text="scale (× CAA norm at the block)")
     fig.update_layout(title=f"Validation explorer ({grid.model}, {grid.concept}, {grid.variant})", height=440)
     n = len(grid.val_statements)
+    where = (f"at block {grid.layers[active]}: every one of the {len(grid.layers)} candidate blocks gives these same "
+             "gains, so there is no block slider" if same else
+             f"at the block the slider picks ({len(grid.layers)} candidates)")
     return captioned(fig, (f"Validation accuracy gain (points of 100, {target} target, {n} validation statements) of "
-                           f"each vector against the scale, at the block the slider picks ({len(grid.layers)} "
-                           "candidates); one run, no error bars. Each vector's block and scale were picked where "
-                           "this is highest; the test split was read only at that pick."))
+                           f"each vector against the scale, {where}; one run, no error bars. Each vector's block "
+                           "and scale were picked where this is highest; the test split was read only at that "
+                           "pick."))
 
