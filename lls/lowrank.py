@@ -5,9 +5,9 @@ parameter) ``W_j`` of a :class:`lls.params.ParamSpace`, stored with shape ``(m, 
 
 ``W_j + sigma * A_ij B_ij^T / sqrt(r)``,  ``A_ij`` ``(m, r)``, ``B_ij`` ``(n, r)``, iid ``N(0, 1)``,
 
-drawn (``A`` first, then ``B``) from the generator :func:`lls.seeds.generator` ``(seed, i, j)``,
-``j`` the parameter's index in the space, so that every candidate and every matrix has its own
-stream and a perturbation is regenerated, never stored (:func:`factors`). Parameters that are not
+cut (``A`` first, then ``B``, matrices in the space's order) from one draw of the generator
+:func:`lls.seeds.generator` ``(seed, i)``, so that every candidate and every matrix has its own
+piece of a stream and a perturbation is regenerated, never stored (:func:`factors`). Parameters that are not
 matrices (biases, norm gains) are **left unperturbed**. For ``nn.Linear`` the stored shape is
 ``(out, in)``; GPT-2's ``Conv1D`` stores its weight transposed, ``(in, out)``, and the
 perturbation is defined on the stored matrix, so there ``A`` is ``(in, r)`` and ``B`` ``(out, r)``
@@ -86,28 +86,39 @@ def matrix_uses(space: ParamSpace) -> dict[int, list[tuple[nn.Module, str]]]:
     return uses
 
 
-def factors(space: ParamSpace, seed: int, i: int, j: int, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(A, B)`` of perturbation ``i`` for matrix ``j`` (stored shape ``(m, n)``): ``(m, r)`` and
-    ``(n, r)`` standard normals from the generator ``(seed, i, j)``, in the parameter's dtype and
-    on its device."""
-    p = space.params()[j]
-    if p.ndim != 2:
-        raise ValueError(f"{space.names[j]} has shape {tuple(p.shape)}: only matrices are perturbed")
+def factors(space: ParamSpace, seed: int, i: int, rank: int) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """``{j: (A, B)}`` of perturbation ``i`` for every matrix ``j`` of ``space`` (stored shape ``(m, n)``):
+    ``(m, r)`` and ``(n, r)`` standard normals, in the parameter's dtype and on its device.
+
+    All of them come from ONE draw of ``sum_j r (m_j + n_j)`` normals from the generator ``(seed, i)``
+    (on the first matrix's device), cut in the space's order, ``A`` then ``B`` per matrix: disjoint
+    pieces of one stream, so matrices and candidates get independent factors, and a candidate costs
+    one generator and one ``randn`` call however many matrices the model has.
+    """
     if rank < 1:
         raise ValueError(f"rank must be >= 1, got {rank}")
-    gen = generator(seed, i, j, device=p.device)
-    a = torch.randn(p.shape[0], rank, generator=gen, device=p.device)
-    b = torch.randn(p.shape[1], rank, generator=gen, device=p.device)
-    return a.to(p.dtype), b.to(p.dtype)
+    params = space.params()
+    matrices = [j for j, p in enumerate(params) if p.ndim == 2]
+    if not matrices:
+        return {}
+    device = params[matrices[0]].device
+    sizes = [n * rank for j in matrices for n in params[j].shape]
+    pieces = torch.randn(sum(sizes), generator=generator(seed, i, device=device), device=device).split(sizes)
+    out = {}
+    for k, j in enumerate(matrices):
+        p = params[j]
+        a, b = pieces[2 * k].view(p.shape[0], rank), pieces[2 * k + 1].view(p.shape[1], rank)
+        out[j] = a.to(p.device, p.dtype), b.to(p.device, p.dtype)
+    return out
 
 
 def perturbation(space: ParamSpace, seed: int, i: int, sigma: float, rank: int) -> torch.Tensor:
     """Perturbation ``i`` as one flat float32 vector ``(D,)`` in ``space``'s layout (tests, small ``D``):
     ``sigma * A B^T / sqrt(r)`` on each matrix, zeros on every other parameter."""
-    pieces = []
+    pieces, drawn = [], factors(space, seed, i, rank)
     for j, shape in enumerate(space.shapes):
         if len(shape) == 2:
-            a, b = factors(space, seed, i, j, rank)
+            a, b = drawn[j]
             pieces.append((a.float() @ b.float().T).reshape(-1) * (sigma / math.sqrt(rank)))
         else:
             pieces.append(torch.zeros(math.prod(shape)))
@@ -207,7 +218,7 @@ class _Hooks:
                  rank: int):
         self.uses = matrix_uses(space)
         ids = [i for i, _ in pairs]
-        drawn = {i: {j: factors(space, seed, i, j, rank) for j in self.uses} for i in dict.fromkeys(ids)}
+        drawn = {i: factors(space, seed, i, rank) for i in dict.fromkeys(ids)}
         self.n, self.total = len(pairs), 0
         self.factors = {j: (torch.stack([drawn[i][j][0] for i in ids]), torch.stack([drawn[i][j][1] for i in ids]))
                         for j in self.uses}

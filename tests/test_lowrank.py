@@ -86,14 +86,18 @@ def test_tiled_forward_is_the_base_loss(tiny):
 def test_factors_are_regenerated_and_distinct(tiny):
     model, _ = tiny
     space = ParamSpace(model)
-    j = next(j for j, s in enumerate(space.shapes) if len(s) == 2)
-    a, b = lowrank.factors(space, 3, 2, j, 4)
+    drawn = lowrank.factors(space, 3, 2, 4)
+    assert sorted(drawn) == [j for j, s in enumerate(space.shapes) if len(s) == 2]
+    j = next(iter(drawn))
+    a, b = drawn[j]
     assert a.shape == (space.shapes[j][0], 4) and b.shape == (space.shapes[j][1], 4)
-    again = lowrank.factors(space, 3, 2, j, 4)
+    again = lowrank.factors(space, 3, 2, 4)[j]
     assert torch.equal(a, again[0]) and torch.equal(b, again[1])
-    assert not torch.equal(a, lowrank.factors(space, 3, 3, j, 4)[0])
-    assert not torch.equal(a, lowrank.factors(space, 4, 2, j, 4)[0])
+    assert not torch.equal(a, lowrank.factors(space, 3, 3, 4)[j][0])
+    assert not torch.equal(a, lowrank.factors(space, 4, 2, 4)[j][0])
     assert torch.equal(lowrank.perturbation(space, 3, 2, 0.1, 4), lowrank.perturbation(space, 3, 2, 0.1, 4))
+    with pytest.raises(ValueError, match="rank"):
+        lowrank.factors(space, 3, 2, 0)
 
 
 def test_same_shaped_matrices_get_uncorrelated_perturbations(tiny):
