@@ -28,9 +28,10 @@ weight would do. A matrix of the space that no such module uses raises :class:`V
 **One pass for the population.** The objective's batch (``B`` examples) is tiled ``N`` times along
 the batch axis, candidate-major (rows ``b B .. (b + 1) B - 1`` are candidate ``b``), the model
 runs once with the hooks, and candidate ``b``'s loss is ``objective.batch_loss`` on its rows of
-the output. Each hook computes its ``N`` low-rank terms with two batched matmuls, ``(N, K, n) @
+the output. Each hook computes its ``N`` low-rank terms with two batched products, ``(N, K, n) @
 (N, n, r)`` then ``(N, K, r) @ (N, r, m)`` accumulated into the layer's fresh output in place
-(:func:`torch.baddbmm`), for ``K`` tokens per candidate: ``O(N K r (m + n))`` work against the
+(for ``r = 1`` a product-and-sum and a fused multiply-add, which a CPU runs several times faster
+than a one-column batched matmul), for ``K`` tokens per candidate: ``O(N K r (m + n))`` work against the
 layer's ``O(N K m n)``, and ``N r (m + n)`` numbers of factors, never ``N`` weight matrices.
 
 **Law.** An entry of ``A B^T / sqrt(r)`` is a sum of ``r`` products of independent standard
@@ -206,12 +207,30 @@ def tiled_losses(objective: Objective, n: int) -> np.ndarray:
     return np.asarray(_replayed_losses(objective, n), dtype=float)
 
 
+def _low(x: torch.Tensor, right_t: torch.Tensor) -> torch.Tensor:
+    """``x @ right_t^T``: ``(N, K, n) x (N, r, n) -> (N, K, r)``; for ``r = 1`` a product and a sum
+    (torch's batched matmul with one output column is several times slower on a CPU)."""
+    if right_t.shape[1] == 1:
+        return (x * right_t).sum(-1, keepdim=True)
+    return x @ right_t.transpose(1, 2)
+
+
+def _accumulate(out: torch.Tensor, low: torch.Tensor, left_t: torch.Tensor) -> None:
+    """``out += low @ left_t`` in place: ``(N, K, m) += (N, K, r) x (N, r, m)``; for ``r = 1`` one
+    fused multiply-add (an outer product through ``baddbmm`` is several times slower on a CPU)."""
+    if left_t.shape[1] == 1:
+        out.addcmul_(low, left_t)
+    else:
+        out.baddbmm_(low, left_t)
+
+
 class _Hooks:
     """Forward hooks adding the low-rank terms of a population of ``(i, sign)`` pairs.
 
-    Holds the stacked factors ``A`` ``(N, m, r)`` and ``B`` ``(N, n, r)`` of every matrix and the
-    per-candidate scales ``sign sigma / sqrt(r)``; :meth:`install` puts the hooks on for a pass over
-    ``total = N B`` rows, :meth:`remove` takes them off.
+    Holds, for every matrix, the stacked and transposed factors ``(s A)^T`` ``(N, r, m)`` (each
+    candidate's ``A`` already multiplied by its scale ``s = sign sigma / sqrt(r)``) and ``B^T``
+    ``(N, r, n)``, contiguous; :meth:`install` puts the hooks on for a pass over ``total = N B``
+    rows, :meth:`remove` takes them off.
     """
 
     def __init__(self, space: ParamSpace, seed: int, pairs: Sequence[tuple[int, int]], sigma: float,
@@ -220,11 +239,11 @@ class _Hooks:
         ids = [i for i, _ in pairs]
         drawn = {i: factors(space, seed, i, rank) for i in dict.fromkeys(ids)}
         self.n, self.total = len(pairs), 0
-        self.factors = {j: (torch.stack([drawn[i][j][0] for i in ids]), torch.stack([drawn[i][j][1] for i in ids]))
-                        for j in self.uses}
-        params = space.params()
-        self.scale = {j: torch.tensor([s * sigma / math.sqrt(rank) for _, s in pairs], dtype=params[j].dtype,
-                                      device=params[j].device).view(-1, 1, 1) for j in self.uses}
+        scale = torch.tensor([s * sigma / math.sqrt(rank) for _, s in pairs]).view(-1, 1, 1)  # (N, 1, 1)
+        self.factors = {}
+        for j in self.uses:
+            a_t = torch.stack([drawn[i][j][0].T for i in ids])
+            self.factors[j] = a_t.mul_(scale.to(a_t.device, a_t.dtype)), torch.stack([drawn[i][j][1].T for i in ids])
         self.handles: list[torch.utils.hooks.RemovableHandle] = []
 
     def install(self, total: int) -> None:
@@ -238,8 +257,8 @@ class _Hooks:
         self.handles = []
 
     def _hook(self, j: int, kind: str) -> Callable:
-        a, b = self.factors[j]
-        scale, n = self.scale[j], self.n
+        a_t, b_t = self.factors[j]  # (s A)^T (N, r, m), B^T (N, r, n)
+        n = self.n
 
         def hook(module, inputs, output):
             x = inputs[0]
@@ -249,16 +268,18 @@ class _Hooks:
                     raise RuntimeError(f"an embedding got ids of shape {tuple(x.shape)} in a pass over "
                                        f"{self.total} rows")
                 ids = x.reshape(1, -1).expand(n, -1) if shared else x.reshape(n, -1)  # (N, K)
-                low, left = a[torch.arange(n, device=a.device)[:, None], ids] * scale, b  # (N, K, r)
+                low = a_t.gather(2, ids.unsqueeze(1).expand(-1, a_t.shape[1], -1)).transpose(1, 2)  # (N, K, r)
+                left_t = b_t
                 if shared:
-                    delta = (low @ left.transpose(1, 2)).view(n, *output.shape[1:])
-                    return output + delta.repeat_interleave(self.total // n, dim=0)
+                    delta = torch.zeros(n, ids.shape[1], b_t.shape[2], dtype=output.dtype, device=output.device)
+                    _accumulate(delta, low, left_t)
+                    return output + delta.view(n, *output.shape[1:]).repeat_interleave(self.total // n, dim=0)
             else:
-                right, left = (b, a) if kind == "linear" else (a, b)
-                low = (x.reshape(n, -1, x.shape[-1]) @ right) * scale                # (N, K, r)
+                right_t, left_t = (b_t, a_t) if kind == "linear" else (a_t, b_t)
+                low = _low(x.reshape(n, -1, x.shape[-1]), right_t)                     # (N, K, r)
             out = output if output.is_contiguous() else output.contiguous()
             # the module's fresh output, (N, K, out): accumulate the low-rank term into it in place
-            out.view(n, -1, out.shape[-1]).baddbmm_(low, left.transpose(1, 2))
+            _accumulate(out.view(n, -1, out.shape[-1]), low, left_t)
             return out
 
         return hook
