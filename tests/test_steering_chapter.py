@@ -96,8 +96,27 @@ def test_word_concepts_are_twins_from_held_out_items(concept):
         groups = ch.fact_groups(part)
         assert all(len(g) == 2 and g[0].label and not g[1].label and g[0].text != g[1].text for g in groups)
     assert not {s.fact for s in train} & {s.fact for s in val + test}
-    tuned = {s.fact.split(":")[0].split(" ")[-1] for s in tuning_statements(30, 0) if s.topic == f"tune/{concept}"}
+    tuned = {s.fact.split(":")[0].split(" ")[-1] for s in tuning_statements(0) if s.topic == f"tune/{concept}"}
     assert tuned and not {s.fact for s in val + test} & tuned  # the tuning never saw a held-out item of the task
+
+
+def test_tuning_topics_are_disjoint_from_every_evaluated_topic():
+    from lls import textdata
+    from lls.chapters.steering.tuning import TUNING_TASKS, relation_statements, relations, tuning_statements
+
+    tuned = tuning_statements(0)
+    evaluated = {s for c in ch.CONCEPTS for part in ch.concept_splits(c, "statements", 64, 40, 0) for s in part}
+    assert {s.topic for s in evaluated} == set(textdata.STATEMENT_TOPICS) | set(ch.CONCEPTS) - {"truth"}
+    kinds = {s.topic.removeprefix("tune/") for s in tuned}
+    assert kinds == set(relations()) | set(TUNING_TASKS) and all(s.topic.startswith("tune/") for s in tuned)
+    assert not set(relations()) & (set(textdata.STATEMENT_TOPICS) | set(textdata.TASKS) | set(ch.CONCEPTS))
+    assert not {s.text for s in tuned} & {s.text for s in evaluated}
+    facts = relation_statements(0)
+    assert 2 * len(facts) <= len(tuned) <= 2 * len(facts) + 6  # as many word-task statements as relation ones
+    for group in ch.fact_groups(facts):  # each fact true once and false once, the false object of the same relation
+        assert [s.label for s in group] == [True, False] and group[0].text != group[1].text
+        template, pairs = relations()[group[0].topic.removeprefix("tune/")]
+        assert group[1].text in {template.format(x=group[0].fact.split("/", 1)[1], y=y) for _, y in pairs}
 
 
 def test_split_halves_keep_true_and_false_twins_together():
@@ -214,6 +233,11 @@ def test_protocol_smoke_run_reaches_every_row(isolated):
     cfg = _cfg(models="tiny-llama", n_seeds=2, n_random=2)
     results = ch.run(cfg)
     assert set(results.grids) == {("tiny-llama", c, v) for c in ch.CONCEPTS for v in ("untuned", "tuned")}
+    from lls.chapters.steering.splits import labelled_statements
+
+    _, val, test = ch.three_way(labelled_statements("statements", 0), cfg.seed)
+    gate_set = results.tunings["tiny-llama"].split  # the gate reads every validation statement, not n_eval
+    assert gate_set.count("validation") == len(val) > cfg.n_eval and gate_set.count("test") == len(test)
     found = results.found[("tiny-llama", "truth", "tuned")]
     assert found.cos_full.shape == found.delta_full.shape == (2, 2) and found.null_cos.shape == (2, 100)
     assert np.all(np.abs(found.cos_full) <= 1) and found.pred_error_full.max() < 0.05

@@ -36,7 +36,7 @@ from lls.chapters.steering import tuning
 from lls.chapters.steering.alignment_parts import Alignment, one_split
 from lls.chapters.steering.concepts import concept_splits, prompt_of
 from lls.chapters.steering.config import Config
-from lls.chapters.steering.splits import grid_layer_ids
+from lls.chapters.steering.splits import grid_layer_ids, labelled_statements, three_way
 from lls.chapters.steering.targets import choose, targets_of
 from lls.errors import ConfigError
 from lls.params import ParamSpace
@@ -154,12 +154,14 @@ class Tuning:
 
 @cache.cached
 def format_tuning(spec: TuneSpec, model_name: str) -> Tuning:
-    """The tuned variant's LoRA tuning (truth loss, Adam) on :func:`tuning.tuning_statements`."""
+    """The tuned variant's LoRA tuning (truth loss, Adam) on :func:`tuning.tuning_statements`,
+    measured on *every* validation and test statement of truth's split (not only the ``n_eval``
+    the grids read), so that the gate's interval is as narrow as the data allow."""
     from lls.train import train
 
     model, tokenizer = models.load(model_name, device=spec.device)
-    statements = tuning.tuning_statements(max(spec.steps * spec.batch // 6, 4), spec.seed)
-    _, val, test = spec.held.splits()
+    statements = tuning.tuning_statements(spec.seed)
+    _, val, test = three_way(labelled_statements(spec.held.data, spec.held.n_train), spec.held.seed)
     held = val + test
     before = steering.statement_numbers(model, tokenizer, held)["score"].numpy()
     peft_model, space = tuning.add_seeded_lora(model, spec.rank, spec.seed)

@@ -47,7 +47,7 @@ def tuning_table(summary: Summary) -> str:
     for m, t in summary.tunings.items():
         for split in ("validation", "test"):
             b, a = t.auroc[f"before {split}"], t.auroc[f"after {split}"]
-            rows.append([m, ", ".join(t.topics), split, f"{b.mean:.2f} [{b.low:.2f}, {b.high:.2f}]",
+            rows.append([m, ", ".join(t.topics), f"{split} ({a.n} statements)", f"{b.mean:.2f} [{b.low:.2f}, {b.high:.2f}]",
                          f"{a.mean:.2f} [{a.low:.2f}, {a.high:.2f}]", f"{t.loss[0]:.2f} → {t.loss[1]:.2f}"])
     return markdown_table(head, rows)
 
