@@ -20,7 +20,7 @@ def _cfg(**values):
 @pytest.mark.parametrize("bad", [{"models": "no-such-model"}, {"models": "synthetic-gpt2"}, {"models": " , "},
                                  {"scales": "1,x"}, {"scales": "-1,1"}, {"scales": ""}, {"data": "wiki"},
                                  {"n_seeds": 0}, {"layer": -2}, {"concepts": "truth,colour"}, {"variants": "big"},
-                                 {"n_null": 50}, {"statements": "/no/such/file.json"}])
+                                 {"n_null": 50}, {"statements": "/no/such/file.json"}, {"tuned_concepts": "colour"}])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ConfigError):
         _cfg(**bad)
@@ -33,6 +33,9 @@ def test_config_presets_and_old_spelling():
     with pytest.raises(ConfigError, match="'n_test' is now called 'n_eval'"):
         _cfg(n_test=8)
     assert _cfg(scales="8,2").scale_list() == [2.0, 8.0]
+    cpu = ch.PRESETS["cpu"]  # the tuned variant's cuts for time: three concepts, one grid block
+    assert cpu.tuned_concept_list() == ["truth", "plural", "past_tense"] and _cfg().tuned_concept_list() == list(ch.CONCEPTS)
+    assert ch.GridSpec.of(cpu, "truth", "tuned").grid_layers == 1 < ch.GridSpec.of(cpu, "truth", "untuned").grid_layers
 
 
 def test_grid_spec_leaves_the_alignment_spec_alone():
@@ -227,6 +230,16 @@ def test_not_run_rows_say_why():
     assert {(c.id, c.model_variant) for c in rows} == {("C8", "tuned"), ("C8", "tuned (ΔCAA)"), ("C9", "tuned"),
                                                        ("C9", "tuned (likelihood target)")}
     assert all(c.verdict == "not run" and c.note == "at chance" for c in rows)
+
+
+def test_tuned_concepts_left_out_are_not_run_rows(isolated):
+    cfg = _cfg(models="tiny-llama", n_seeds=2, n_random=2, concepts="truth,plural", tuned_concepts="plural")
+    results = ch.run(cfg)
+    assert set(results.grids) == {("tiny-llama", "truth", "untuned"), ("tiny-llama", "plural", "untuned"),
+                                  ("tiny-llama", "plural", "tuned")}
+    assert "tuned_concepts" in results.skipped[("tiny-llama", "truth", "tuned")]
+    rows = [c for c in ch.claims(ch.summarize(results), cfg) if c.verdict == "not run"]
+    assert rows and all(c.concept == "truth" and c.model_variant.startswith("tuned") for c in rows)
 
 
 def test_protocol_smoke_run_reaches_every_row(isolated):
