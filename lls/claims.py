@@ -280,6 +280,9 @@ class Claim:
     """what a steering claim's vectors contrast (chapter 5: ``truth``, ``plural``, ...); empty elsewhere"""
     model_variant: str = ""
     """which model a steering claim was measured on (chapter 5: ``untuned``, ``tuned``); empty elsewhere"""
+    reading: str = ""
+    """how a steering row reads its result (chapter 5: C8 ``mean shift`` or ``ΔCAA``, C9 ``question``
+    or ``likelihood`` target); empty elsewhere"""
     paper: float | None = field(init=False)
     paper_unit: str | None = field(init=False)
 

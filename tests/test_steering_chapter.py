@@ -190,7 +190,7 @@ def test_c8_rows_and_claims_carry_concept_variant_and_interval():
     assert claims[1].verdict == "reproduced" and claims[1].n == 3 and claims[1].ci[0] >= ch.c8_bar()
     assert claims[0].ci == [0.5, 0.5]  # no spread over splits: a zero-width interval
     assert (claims[1].concept, claims[1].model_variant) == ("truth", "untuned (ΔCAA)")
-    assert claims[0].model_variant == "untuned"
+    assert claims[0].model_variant == "untuned" and [c.reading for c in claims] == ["mean shift", "ΔCAA"]
 
 
 def _grid(step_val, step_test, random_val, random_test, base_score, n=8):
@@ -240,6 +240,7 @@ def test_tuned_concepts_left_out_are_not_run_rows(isolated):
     assert "tuned_concepts" in results.skipped[("tiny-llama", "truth", "tuned")]
     rows = [c for c in ch.claims(ch.summarize(results), cfg) if c.verdict == "not run"]
     assert rows and all(c.concept == "truth" and c.model_variant.startswith("tuned") for c in rows)
+    assert {c.reading for c in rows} == {"mean shift", "ΔCAA", "question", "likelihood"}
 
 
 def test_protocol_smoke_run_reaches_every_row(isolated):
