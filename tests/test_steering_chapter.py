@@ -169,6 +169,12 @@ def test_auroc_interval_and_gate():
     assert ch.tuning_gate(tuned, 0) == ""
     tuned.after = rng.normal(size=100)
     assert "stops here" in ch.tuning_gate(tuned, 0) and ch.tuning_gate(tuned, 0, gate=0.0) == ""
+    summary = ch.Summary([], [], {"m": ch.tuning_row(tuned)}, {}, "m")
+    assert "not wholly above `tuning_gate` = 0.5" in ch.gate_sentence(summary, 0.5)
+    assert "stops here" in ch.gate_sentence(summary, 0.5) and "gate is off" in ch.gate_sentence(summary, 0.0)
+    tuned.after = labels + rng.normal(0, 0.5, 100)
+    summary = ch.Summary([], [], {"m": ch.tuning_row(tuned)}, {}, "m")
+    assert "wholly above `tuning_gate` = 0.5" in ch.gate_sentence(summary, 0.5) and "is used" in ch.gate_sentence(summary, 0.5)
 
 
 def _alignment(cos, shuffled, seeds=3, layers=4, ceiling=0.5):

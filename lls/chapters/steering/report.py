@@ -52,6 +52,21 @@ def tuning_table(summary: Summary) -> str:
     return markdown_table(head, rows)
 
 
+def gate_sentence(summary: Summary, gate: float) -> str:
+    """One Markdown sentence per tuned model: its validation AUROC interval (the gate) and
+    whether it clears ``gate`` (0: the gate is off)."""
+    out = []
+    for m, t in summary.tunings.items():
+        a = t.auroc["after validation"]
+        passed = gate == 0.0 or a.low > gate
+        verdict = ("the gate is off on this preset" if gate == 0.0 else
+                   f"{'wholly above' if passed else 'not wholly above'} `tuning_gate` = {gate:g}")
+        out.append(f"**Tuning gate** ({m}): AUROC {a.mean:.2f}, 95 % interval [{a.low:.2f}, {a.high:.2f}] on the "
+                   f"{a.n} validation statements, {verdict}; the tuned variant "
+                   f"{'is used' if passed else 'stops here'}.")
+    return " ".join(out)
+
+
 def verdict_sentence(summary: Summary, preset: str) -> str:
     """One Markdown sentence counting the verdicts of the claim model's C8 and C9 rows."""
     out = []
