@@ -163,7 +163,7 @@ REGISTRY: dict[str, ClaimSpec] = {s.id: s for s in (
     ClaimSpec("C7", "under constant Hessian recovery lives in a Krylov subspace (Lemma 1)", None, None, "math",
               {"residual_max": 1e-10}, fixed_in=("99ff17f",), changes=(CH1_MATH,)),
     ClaimSpec("C8", "one gradient step shifts activations along the CAA vector (cosine 0.58)", 0.58, "cosine",
-              "empirical", {"tolerance": 0.15, "null_quantile": 0.95}, fixed_in=("212aead", "a72a494"), changes=(
+              "empirical", {"tolerance": 0.15, "null_quantile": 0.95}, fixed_in=("212aead", "a72a494", "7aa66ab"), changes=(
                   RuleChange("6048e54", "chapter 5: statements split into halves by fact (true and false twins "
                              "together) instead of by statement", "a split by statement made CAA anti-correlated "
                              "across halves (cosine about -0.7); " + AFTER_CPU),
@@ -174,9 +174,16 @@ REGISTRY: dict[str, ClaimSpec] = {s.id: s for s in (
                              "contradicted when wholly below minus that null; capped at partly when the labelled "
                              "step does not beat the shuffled-label step (paired interval over splits)",
                              "issue 13 (the old rule compared point estimates and the mean shift only); "
-                             + AFTER_CPU),)),
+                             + AFTER_CPU),
+                  RuleChange("7aa66ab", "chapter 5: the tuned variant's format tuning also learns factual relations "
+                             "that no evaluated topic shares (lls/data/tuning_facts.json), beside word-task "
+                             "statements, for 80 steps (was 40, word tasks only); its gate reads every truth "
+                             "validation statement (was the n_eval = 40 the grids read); C8's tuned rows use it",
+                             "in the cpu run of a72a494..25d33cd the old tuned model failed its gate (validation "
+                             "AUROC 0.58 [0.40, 0.76] on 40 statements), so every tuned row was 'not run'; the "
+                             "test split was used for no choice"),)),
     ClaimSpec("C9", "that shift steers like CAA (Qwen-0.5B BoolQ; OLMo less consistent)", 1.2, None,
-              "empirical", {"caa_fraction": 0.5}, fixed_in=("212aead", "a72a494"), changes=(
+              "empirical", {"caa_fraction": 0.5}, fixed_in=("212aead", "a72a494", "7aa66ab"), changes=(
                   RuleChange("caa03ef", "chapter 5: steering scales widened to ±8 and ±32 CAA norms",
                              "±1 and ±4 changed no accuracy on SmolLM2; " + AFTER_CPU),
                   RuleChange("a72a494", "chapter 5: C9 decided on bootstrap intervals over test statements "
@@ -186,7 +193,12 @@ REGISTRY: dict[str, ClaimSpec] = {s.id: s for s in (
                              "inconclusive when that comparison straddles 0; reproduced when it beats the null and "
                              "its gain minus 'caa_fraction' times CAA's is wholly >= 0, partly otherwise",
                              "issue 13 (the old rule picked the scale on the reported statements and compared "
-                             "point estimates with one random direction); " + AFTER_CPU),)),
+                             "point estimates with one random direction); " + AFTER_CPU),
+                  RuleChange("7aa66ab", "chapter 5: the format tuning behind C9's tuned rows also learns factual "
+                             "relations no evaluated topic shares, beside word-task statements, 80 steps (was 40, "
+                             "word tasks only); the tuning gate reads every truth validation statement (was 40)",
+                             "the old tuned model failed its gate in the cpu run of a72a494..25d33cd (AUROC 0.58 "
+                             "[0.40, 0.76]), leaving every tuned C9 row 'not run'; no choice used the test split"),)),
     ClaimSpec("C10", "sequential specialisation is brittle, simultaneous multitask training robust", None, None,
               "empirical", {"margin": 0.02, "no_gap": 0.0, "comparable_accuracy": 0.05},
               fixed_in=("a696c1c",), changes=(
@@ -268,6 +280,9 @@ class Claim:
     """what a steering claim's vectors contrast (chapter 5: ``truth``, ``plural``, ...); empty elsewhere"""
     model_variant: str = ""
     """which model a steering claim was measured on (chapter 5: ``untuned``, ``tuned``); empty elsewhere"""
+    reading: str = ""
+    """how a steering row reads its result (chapter 5: C8 ``mean shift`` or ``ΔCAA``, C9 ``question``
+    or ``likelihood`` target); empty elsewhere"""
     paper: float | None = field(init=False)
     paper_unit: str | None = field(init=False)
 

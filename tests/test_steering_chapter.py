@@ -20,7 +20,7 @@ def _cfg(**values):
 @pytest.mark.parametrize("bad", [{"models": "no-such-model"}, {"models": "synthetic-gpt2"}, {"models": " , "},
                                  {"scales": "1,x"}, {"scales": "-1,1"}, {"scales": ""}, {"data": "wiki"},
                                  {"n_seeds": 0}, {"layer": -2}, {"concepts": "truth,colour"}, {"variants": "big"},
-                                 {"n_null": 50}, {"statements": "/no/such/file.json"}])
+                                 {"n_null": 50}, {"statements": "/no/such/file.json"}, {"tuned_concepts": "colour"}])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ConfigError):
         _cfg(**bad)
@@ -33,6 +33,9 @@ def test_config_presets_and_old_spelling():
     with pytest.raises(ConfigError, match="'n_test' is now called 'n_eval'"):
         _cfg(n_test=8)
     assert _cfg(scales="8,2").scale_list() == [2.0, 8.0]
+    cpu = ch.PRESETS["cpu"]  # the tuned variant's cuts for time: three concepts, one grid block
+    assert cpu.tuned_concept_list() == ["truth", "plural", "past_tense"] and _cfg().tuned_concept_list() == list(ch.CONCEPTS)
+    assert ch.GridSpec.of(cpu, "truth", "tuned").grid_layers == 1 < ch.GridSpec.of(cpu, "truth", "untuned").grid_layers
 
 
 def test_grid_spec_leaves_the_alignment_spec_alone():
@@ -96,8 +99,27 @@ def test_word_concepts_are_twins_from_held_out_items(concept):
         groups = ch.fact_groups(part)
         assert all(len(g) == 2 and g[0].label and not g[1].label and g[0].text != g[1].text for g in groups)
     assert not {s.fact for s in train} & {s.fact for s in val + test}
-    tuned = {s.fact.split(":")[0].split(" ")[-1] for s in tuning_statements(30, 0) if s.topic == f"tune/{concept}"}
+    tuned = {s.fact.split(":")[0].split(" ")[-1] for s in tuning_statements(0) if s.topic == f"tune/{concept}"}
     assert tuned and not {s.fact for s in val + test} & tuned  # the tuning never saw a held-out item of the task
+
+
+def test_tuning_topics_are_disjoint_from_every_evaluated_topic():
+    from lls import textdata
+    from lls.chapters.steering.tuning import TUNING_TASKS, relation_statements, relations, tuning_statements
+
+    tuned = tuning_statements(0)
+    evaluated = {s for c in ch.CONCEPTS for part in ch.concept_splits(c, "statements", 64, 40, 0) for s in part}
+    assert {s.topic for s in evaluated} == set(textdata.STATEMENT_TOPICS) | set(ch.CONCEPTS) - {"truth"}
+    kinds = {s.topic.removeprefix("tune/") for s in tuned}
+    assert kinds == set(relations()) | set(TUNING_TASKS) and all(s.topic.startswith("tune/") for s in tuned)
+    assert not set(relations()) & (set(textdata.STATEMENT_TOPICS) | set(textdata.TASKS) | set(ch.CONCEPTS))
+    assert not {s.text for s in tuned} & {s.text for s in evaluated}
+    facts = relation_statements(0)
+    assert 2 * len(facts) <= len(tuned) <= 2 * len(facts) + 6  # as many word-task statements as relation ones
+    for group in ch.fact_groups(facts):  # each fact true once and false once, the false object of the same relation
+        assert [s.label for s in group] == [True, False] and group[0].text != group[1].text
+        template, pairs = relations()[group[0].topic.removeprefix("tune/")]
+        assert group[1].text in {template.format(x=group[0].fact.split("/", 1)[1], y=y) for _, y in pairs}
 
 
 def test_split_halves_keep_true_and_false_twins_together():
@@ -147,6 +169,12 @@ def test_auroc_interval_and_gate():
     assert ch.tuning_gate(tuned, 0) == ""
     tuned.after = rng.normal(size=100)
     assert "stops here" in ch.tuning_gate(tuned, 0) and ch.tuning_gate(tuned, 0, gate=0.0) == ""
+    summary = ch.Summary([], [], {"m": ch.tuning_row(tuned)}, {}, "m")
+    assert "not wholly above `tuning_gate` = 0.5" in ch.gate_sentence(summary, 0.5)
+    assert "stops here" in ch.gate_sentence(summary, 0.5) and "gate is off" in ch.gate_sentence(summary, 0.0)
+    tuned.after = labels + rng.normal(0, 0.5, 100)
+    summary = ch.Summary([], [], {"m": ch.tuning_row(tuned)}, {}, "m")
+    assert "wholly above `tuning_gate` = 0.5" in ch.gate_sentence(summary, 0.5) and "is used" in ch.gate_sentence(summary, 0.5)
 
 
 def _alignment(cos, shuffled, seeds=3, layers=4, ceiling=0.5):
@@ -168,7 +196,7 @@ def test_c8_rows_and_claims_carry_concept_variant_and_interval():
     assert claims[1].verdict == "reproduced" and claims[1].n == 3 and claims[1].ci[0] >= ch.c8_bar()
     assert claims[0].ci == [0.5, 0.5]  # no spread over splits: a zero-width interval
     assert (claims[1].concept, claims[1].model_variant) == ("truth", "untuned (ΔCAA)")
-    assert claims[0].model_variant == "untuned"
+    assert claims[0].model_variant == "untuned" and [c.reading for c in claims] == ["mean shift", "ΔCAA"]
 
 
 def _grid(step_val, step_test, random_val, random_test, base_score, n=8):
@@ -210,10 +238,26 @@ def test_not_run_rows_say_why():
     assert all(c.verdict == "not run" and c.note == "at chance" for c in rows)
 
 
+def test_tuned_concepts_left_out_are_not_run_rows(isolated):
+    cfg = _cfg(models="tiny-llama", n_seeds=2, n_random=2, concepts="truth,plural", tuned_concepts="plural")
+    results = ch.run(cfg)
+    assert set(results.grids) == {("tiny-llama", "truth", "untuned"), ("tiny-llama", "plural", "untuned"),
+                                  ("tiny-llama", "plural", "tuned")}
+    assert "tuned_concepts" in results.skipped[("tiny-llama", "truth", "tuned")]
+    rows = [c for c in ch.claims(ch.summarize(results), cfg) if c.verdict == "not run"]
+    assert rows and all(c.concept == "truth" and c.model_variant.startswith("tuned") for c in rows)
+    assert {c.reading for c in rows} == {"mean shift", "ΔCAA", "question", "likelihood"}
+
+
 def test_protocol_smoke_run_reaches_every_row(isolated):
     cfg = _cfg(models="tiny-llama", n_seeds=2, n_random=2)
     results = ch.run(cfg)
     assert set(results.grids) == {("tiny-llama", c, v) for c in ch.CONCEPTS for v in ("untuned", "tuned")}
+    from lls.chapters.steering.splits import labelled_statements
+
+    _, val, test = ch.three_way(labelled_statements("statements", 0), cfg.seed)
+    gate_set = results.tunings["tiny-llama"].split  # the gate reads every validation statement, not n_eval
+    assert gate_set.count("validation") == len(val) > cfg.n_eval and gate_set.count("test") == len(test)
     found = results.found[("tiny-llama", "truth", "tuned")]
     assert found.cos_full.shape == found.delta_full.shape == (2, 2) and found.null_cos.shape == (2, 100)
     assert np.all(np.abs(found.cos_full) <= 1) and found.pred_error_full.max() < 0.05

@@ -33,7 +33,7 @@ from lls.chapters.steering.protocol import (
     run,
     steering_grid,
 )
-from lls.chapters.steering.report import c8_table, c9_table, tuning_table, verdict_sentence
+from lls.chapters.steering.report import c8_table, c9_table, gate_sentence, tuning_table, verdict_sentence
 from lls.chapters.steering.rules import c8_bar, c8_verdict, c9_verdict
 from lls.chapters.steering.splits import fact_groups, grid_layer_ids, load_statements, split_halves, three_way
 
@@ -43,5 +43,5 @@ __all__ = [
     "c8_figure", "c8_rows", "c8_table", "c8_verdict", "c9_claim", "c9_figure", "c9_row", "c9_table", "c9_verdict",
     "claims", "concept_splits", "explorer_figure", "fact_groups", "format_tuning", "grid_layer_ids", "load_statements",
     "run", "split_halves", "steering_grid", "summarize", "three_way", "tuning_gate", "tuning_row", "tuning_table",
-    "verdict_sentence",
+    "verdict_sentence", "gate_sentence",
 ]

@@ -40,5 +40,5 @@ def tuning_gate(tuning, seed: int, gate: float = 0.5) -> str:
     found = auroc_interval(tuning.after[keep], tuning.labels[keep], seed)
     if gate == 0.0 or (found.known and found.low > gate):
         return ""
-    return (f"the format-tuned {tuning.model} is not clear of {gate:g} on the held-out validation statements "
+    return (f"the format-tuned {tuning.model} is not clear of {gate:g} on the {found.n} held-out validation statements "
             f"(AUROC {found.mean:.2f}, 95 % interval {found.low:.2f} to {found.high:.2f}): the tuned variant stops here")

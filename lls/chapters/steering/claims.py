@@ -3,7 +3,8 @@ variant, target) of the :attr:`Summary.claim_model`, each decided by
 :mod:`lls.chapters.steering.rules` on its interval (rules fixed before the run; thresholds from
 :data:`lls.claims.REGISTRY`). ``model_variant`` is the variant alone for the paper's reading (the
 mean shift; truth by its answer) and names the other reading otherwise ("untuned (ΔCAA)",
-"untuned (likelihood target)"). A variant that was not run (a tuned model still at chance) gives
+"untuned (likelihood target)"); ``reading`` names the reading on every row ("mean shift", "ΔCAA",
+"question", "likelihood"). A variant that was not run (a tuned model still at chance) gives
 ``not run`` rows saying why.
 """
 
@@ -18,9 +19,9 @@ from lls.chapters.steering.targets import targets_of
 from lls.claims import REGISTRY, Claim, threshold
 
 
-def _tagged(claim: Claim, concept: str, variant: str) -> Claim:
-    """``claim`` with its ``concept`` and ``model_variant`` set."""
-    return dataclasses.replace(claim, concept=concept, model_variant=variant)
+def _tagged(claim: Claim, concept: str, variant: str, reading: str) -> Claim:
+    """``claim`` with its ``concept``, ``model_variant`` and ``reading`` set."""
+    return dataclasses.replace(claim, concept=concept, model_variant=variant, reading=reading)
 
 
 def c8_claim(r: C8Row, preset: str) -> Claim:
@@ -31,7 +32,7 @@ def c8_claim(r: C8Row, preset: str) -> Claim:
             f"{r.null_bound:.2f}, shuffled-label step {r.shuffled:+.2f}; split-half CAA ceiling {r.ceiling:+.2f} "
             f"(cosine = {r.of_ceiling:.2f} of it); LoRA step {r.lora:+.2f}; contrast consistency {r.consistency:.2f}")
     claim = Claim.from_interval("C8", r.cosine, verdict, note, unit="cosine")
-    return _tagged(claim, r.concept, r.variant if r.shift == "mean shift" else f"{r.variant} ({r.shift})")
+    return _tagged(claim, r.concept, r.variant if r.shift == "mean shift" else f"{r.variant} ({r.shift})", r.shift)
 
 
 def c9_claim(r: C9Row, preset: str) -> Claim:
@@ -43,7 +44,7 @@ def c9_claim(r: C9Row, preset: str) -> Claim:
             f"({r.null}) {r.gains[r.null]:+.1f} pts; anti-steerable fraction step {r.anti['step (all params)']:.2f}, "
             f"CAA {r.anti['CAA']:.2f}. Paper: OLMo BoolQ {REGISTRY['C9'].paper:+g} at -17 (units not stated)")
     claim = Claim.from_interval("C9", r.step, verdict, note, unit="acc. pts")
-    return _tagged(claim, r.concept, _variant(r.concept, r.variant, r.target))
+    return _tagged(claim, r.concept, _variant(r.concept, r.variant, r.target), r.target)
 
 
 def _variant(concept: str, variant: str, target: str) -> str:
@@ -59,8 +60,9 @@ def not_run_claims(summary: Summary, model: str) -> list[Claim]:
     for (name, concept, variant), why in summary.skipped.items():
         if name != model:
             continue
-        out += [_tagged(Claim("C8", None, "not run", why), concept, v) for v in (variant, f"{variant} (ΔCAA)")]
-        out += [_tagged(Claim("C9", None, "not run", why), concept, _variant(concept, variant, t))
+        out += [_tagged(Claim("C8", None, "not run", why), concept, v, shift)
+                for v, shift in ((variant, "mean shift"), (f"{variant} (ΔCAA)", "ΔCAA"))]
+        out += [_tagged(Claim("C9", None, "not run", why), concept, _variant(concept, variant, t), t)
                 for t in targets_of(concept, variant)]
     return out
 

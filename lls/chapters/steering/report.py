@@ -47,9 +47,24 @@ def tuning_table(summary: Summary) -> str:
     for m, t in summary.tunings.items():
         for split in ("validation", "test"):
             b, a = t.auroc[f"before {split}"], t.auroc[f"after {split}"]
-            rows.append([m, ", ".join(t.topics), split, f"{b.mean:.2f} [{b.low:.2f}, {b.high:.2f}]",
+            rows.append([m, ", ".join(t.topics), f"{split} ({a.n} statements)", f"{b.mean:.2f} [{b.low:.2f}, {b.high:.2f}]",
                          f"{a.mean:.2f} [{a.low:.2f}, {a.high:.2f}]", f"{t.loss[0]:.2f} → {t.loss[1]:.2f}"])
     return markdown_table(head, rows)
+
+
+def gate_sentence(summary: Summary, gate: float) -> str:
+    """One Markdown sentence per tuned model: its validation AUROC interval (the gate) and
+    whether it clears ``gate`` (0: the gate is off)."""
+    out = []
+    for m, t in summary.tunings.items():
+        a = t.auroc["after validation"]
+        passed = gate == 0.0 or a.low > gate
+        verdict = ("the gate is off on this preset" if gate == 0.0 else
+                   f"{'wholly above' if passed else 'not wholly above'} `tuning_gate` = {gate:g}")
+        out.append(f"**Tuning gate** ({m}): AUROC {a.mean:.2f}, 95 % interval [{a.low:.2f}, {a.high:.2f}] on the "
+                   f"{a.n} validation statements, {verdict}; the tuned variant "
+                   f"{'is used' if passed else 'stops here'}.")
+    return " ".join(out)
 
 
 def verdict_sentence(summary: Summary, preset: str) -> str:
