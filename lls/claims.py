@@ -64,6 +64,12 @@ CH2_SEEDS = RuleChange("4e7b31e", "chapter 2: the cpu preset runs 5 seeds (was 3
                        "them", "the 3-seed cpu run under the new interval rules had left C1, C3 and C10 inconclusive "
                        "(t-intervals of ±4.3 SE); C2 and C4 were reproduced at 3 seeds; made after seeing that run")
 
+CH5_TUNED_CUTS = RuleChange("c86ba3f", "chapter 5: on cpu the tuned variant runs only 'tuned_concepts' (truth, "
+                            "plural, past_tense; number_words tuned is 'not run') and picks its block among "
+                            "'tuned_grid_layers' (one block, C8's) instead of the untuned variant's grid",
+                            "the time budget; decided after the new tuning (7aa66ab) had passed its gate and before "
+                            "any tuned C8 or C9 row had been computed")
+
 REGISTRY: dict[str, ClaimSpec] = {s.id: s for s in (
     ClaimSpec("C1", "task gradients have strong local low-rank structure", None, None, "empirical",
               {"rank_ratio_reproduced": 0.25, "rank_ratio_partly": 0.6, "structured_null": 1.0},
@@ -181,7 +187,7 @@ REGISTRY: dict[str, ClaimSpec] = {s.id: s for s in (
                              "validation statement (was the n_eval = 40 the grids read); C8's tuned rows use it",
                              "in the cpu run of a72a494..25d33cd the old tuned model failed its gate (validation "
                              "AUROC 0.58 [0.40, 0.76] on 40 statements), so every tuned row was 'not run'; the "
-                             "test split was used for no choice"),)),
+                             "test split was used for no choice"), CH5_TUNED_CUTS)),
     ClaimSpec("C9", "that shift steers like CAA (Qwen-0.5B BoolQ; OLMo less consistent)", 1.2, None,
               "empirical", {"caa_fraction": 0.5}, fixed_in=("212aead", "a72a494", "7aa66ab"), changes=(
                   RuleChange("caa03ef", "chapter 5: steering scales widened to ±8 and ±32 CAA norms",
@@ -198,7 +204,8 @@ REGISTRY: dict[str, ClaimSpec] = {s.id: s for s in (
                              "relations no evaluated topic shares, beside word-task statements, 80 steps (was 40, "
                              "word tasks only); the tuning gate reads every truth validation statement (was 40)",
                              "the old tuned model failed its gate in the cpu run of a72a494..25d33cd (AUROC 0.58 "
-                             "[0.40, 0.76]), leaving every tuned C9 row 'not run'; no choice used the test split"),)),
+                             "[0.40, 0.76]), leaving every tuned C9 row 'not run'; no choice used the test split"),
+                  CH5_TUNED_CUTS)),
     ClaimSpec("C10", "sequential specialisation is brittle, simultaneous multitask training robust", None, None,
               "empirical", {"margin": 0.02, "no_gap": 0.0, "comparable_accuracy": 0.05},
               fixed_in=("a696c1c",), changes=(

@@ -42,8 +42,8 @@ def _interval(claim: dict) -> str:
 
 
 def _label(claim: dict) -> str:
-    """The claim id, with what distinguishes several rows of one claim (concept, model variant)."""
-    qualifiers = [claim[key] for key in ("concept", "model_variant") if claim.get(key)]
+    """The claim id, with what distinguishes several rows of one claim (concept, model variant, reading)."""
+    qualifiers = [claim[key] for key in ("concept", "model_variant", "reading") if claim.get(key)]
     return f"{claim['id']} ({', '.join(qualifiers)})" if qualifiers else claim["id"]
 
 

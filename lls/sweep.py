@@ -43,7 +43,7 @@ INTERVAL = ("95 % Student-t interval over independent seeds: mean ± t(0.975, n-
 MAX_SEEDS = 10_000
 #: Fields of a claim row copied into its ``sweep.json`` entry (from the first seed that has the row);
 #: the per-seed notes, which quote that seed's numbers, stay in each seed's ``metrics.json``.
-DESCRIPTIVE = ("unit", "paper", "kind", "concept", "model_variant")
+DESCRIPTIVE = ("unit", "paper", "kind", "concept", "model_variant", "reading")
 
 
 def parse_seeds(text: str) -> list[int]:

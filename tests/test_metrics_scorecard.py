@@ -60,4 +60,6 @@ def test_scorecard_rows_name_their_qualifiers_kind_and_interval(isolated):
     assert "| C5 | " in card and "| empirical |" in card and "[0.9, 1.04] (95% t over 6)" in card
     assert "| no interval: deterministic |" in card and "**verified (math)**" in card
     assert scorecard._label({"id": "C8", "concept": "plural", "model_variant": "tuned"}) == "C8 (plural, tuned)"
+    assert scorecard._label({"id": "C8", "concept": "truth", "model_variant": "untuned", "reading": "ΔCAA"}) == \
+        "C8 (truth, untuned, ΔCAA)"
     assert scorecard._label({"id": "C8", "concept": ""}) == "C8"

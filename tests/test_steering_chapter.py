@@ -195,7 +195,7 @@ def test_c8_rows_and_claims_carry_concept_variant_and_interval():
     claims = [ch.c8_claim(r, "smoke") for r in rows]
     assert claims[1].verdict == "reproduced" and claims[1].n == 3 and claims[1].ci[0] >= ch.c8_bar()
     assert claims[0].ci == [0.5, 0.5]  # no spread over splits: a zero-width interval
-    assert (claims[1].concept, claims[1].model_variant) == ("truth", "untuned (ΔCAA)")
+    assert (claims[1].concept, claims[1].model_variant) == ("truth", "untuned")
     assert claims[0].model_variant == "untuned" and [c.reading for c in claims] == ["mean shift", "ΔCAA"]
 
 
@@ -233,8 +233,8 @@ def test_not_run_rows_say_why():
     from lls.chapters.steering.claims import not_run_claims
 
     rows = not_run_claims(summary, "m")
-    assert {(c.id, c.model_variant) for c in rows} == {("C8", "tuned"), ("C8", "tuned (ΔCAA)"), ("C9", "tuned"),
-                                                       ("C9", "tuned (likelihood target)")}
+    assert {(c.id, c.model_variant, c.reading) for c in rows} == {
+        ("C8", "tuned", "mean shift"), ("C8", "tuned", "ΔCAA"), ("C9", "tuned", "question"), ("C9", "tuned", "likelihood")}
     assert all(c.verdict == "not run" and c.note == "at chance" for c in rows)
 
 

@@ -1,11 +1,10 @@
 """Chapter 5's claims: one C8 row per (concept, variant, shift) and one C9 row per (concept,
 variant, target) of the :attr:`Summary.claim_model`, each decided by
 :mod:`lls.chapters.steering.rules` on its interval (rules fixed before the run; thresholds from
-:data:`lls.claims.REGISTRY`). ``model_variant`` is the variant alone for the paper's reading (the
-mean shift; truth by its answer) and names the other reading otherwise ("untuned (ΔCAA)",
-"untuned (likelihood target)"); ``reading`` names the reading on every row ("mean shift", "ΔCAA",
-"question", "likelihood"). A variant that was not run (a tuned model still at chance) gives
-``not run`` rows saying why.
+:data:`lls.claims.REGISTRY`). Every row names its ``concept``, its ``model_variant`` (``untuned``,
+``tuned``) and its ``reading``: the shift for C8 (``mean shift``, the paper's; ``ΔCAA``), the
+target for C9 (``question``, the paper's for truth; ``likelihood``). A variant that was not run
+(a tuned model still at chance) gives ``not run`` rows saying why.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ def c8_claim(r: C8Row, preset: str) -> Claim:
             f"{r.null_bound:.2f}, shuffled-label step {r.shuffled:+.2f}; split-half CAA ceiling {r.ceiling:+.2f} "
             f"(cosine = {r.of_ceiling:.2f} of it); LoRA step {r.lora:+.2f}; contrast consistency {r.consistency:.2f}")
     claim = Claim.from_interval("C8", r.cosine, verdict, note, unit="cosine")
-    return _tagged(claim, r.concept, r.variant if r.shift == "mean shift" else f"{r.variant} ({r.shift})", r.shift)
+    return _tagged(claim, r.concept, r.variant, r.shift)
 
 
 def c9_claim(r: C9Row, preset: str) -> Claim:
@@ -44,14 +43,7 @@ def c9_claim(r: C9Row, preset: str) -> Claim:
             f"({r.null}) {r.gains[r.null]:+.1f} pts; anti-steerable fraction step {r.anti['step (all params)']:.2f}, "
             f"CAA {r.anti['CAA']:.2f}. Paper: OLMo BoolQ {REGISTRY['C9'].paper:+g} at -17 (units not stated)")
     claim = Claim.from_interval("C9", r.step, verdict, note, unit="acc. pts")
-    return _tagged(claim, r.concept, _variant(r.concept, r.variant, r.target), r.target)
-
-
-def _variant(concept: str, variant: str, target: str) -> str:
-    """The ``model_variant`` of a C9 row: the variant alone for the paper's reading (truth by the
-    question, a word concept by likelihood), with the target named otherwise."""
-    paper = "question" if concept == "truth" else "likelihood"
-    return variant if target == paper else f"{variant} ({target} target)"
+    return _tagged(claim, r.concept, r.variant, r.target)
 
 
 def not_run_claims(summary: Summary, model: str) -> list[Claim]:
@@ -60,10 +52,8 @@ def not_run_claims(summary: Summary, model: str) -> list[Claim]:
     for (name, concept, variant), why in summary.skipped.items():
         if name != model:
             continue
-        out += [_tagged(Claim("C8", None, "not run", why), concept, v, shift)
-                for v, shift in ((variant, "mean shift"), (f"{variant} (ΔCAA)", "ΔCAA"))]
-        out += [_tagged(Claim("C9", None, "not run", why), concept, _variant(concept, variant, t), t)
-                for t in targets_of(concept, variant)]
+        out += [_tagged(Claim("C8", None, "not run", why), concept, variant, shift) for shift in ("mean shift", "ΔCAA")]
+        out += [_tagged(Claim("C9", None, "not run", why), concept, variant, t) for t in targets_of(concept, variant)]
     return out
 
 
