@@ -5,7 +5,7 @@ parameter) ``W_j`` of a :class:`lls.params.ParamSpace`, stored with shape ``(m, 
 
 ``W_j + sigma * A_ij B_ij^T / sqrt(r)``,  ``A_ij`` ``(m, r)``, ``B_ij`` ``(n, r)``, iid ``N(0, 1)``,
 
-cut (``A`` first, then ``B``, matrices in the space's order) from one draw of the generator
+cut (``A^T`` first, then ``B^T``, matrices in the space's order) from one draw of the generator
 :func:`lls.seeds.generator` ``(seed, i)``, so that every candidate and every matrix has its own
 piece of a stream and a perturbation is regenerated, never stored (:func:`factors`). Parameters that are not
 matrices (biases, norm gains) are **left unperturbed**. For ``nn.Linear`` the stored shape is
@@ -87,30 +87,52 @@ def matrix_uses(space: ParamSpace) -> dict[int, list[tuple[nn.Module, str]]]:
     return uses
 
 
+def _layout(space: ParamSpace, rank: int) -> tuple[list[int], list[int]]:
+    """The space's matrices ``j`` in order and the sizes ``[r m_j, r n_j, ...]`` of their factors in a draw."""
+    if rank < 1:
+        raise ValueError(f"rank must be >= 1, got {rank}")
+    params = space.params()
+    matrices = [j for j, p in enumerate(params) if p.ndim == 2]
+    return matrices, [n * rank for j in matrices for n in params[j].shape]
+
+
+def _draws(space: ParamSpace, seed: int, ids: Sequence[int], rank: int) -> torch.Tensor:
+    """``(len(ids), sum_j r (m_j + n_j))`` float32: row ``b`` is ONE draw of standard normals from the
+    generator ``(seed, ids[b])`` (each distinct id drawn once), on the first matrix's device."""
+    matrices, sizes = _layout(space, rank)
+    device = space.params()[matrices[0]].device if matrices else torch.device("cpu")
+    distinct = list(dict.fromkeys(ids))
+    rows = torch.empty(len(distinct), sum(sizes), device=device)
+    for row, i in zip(rows, distinct, strict=True):
+        torch.randn(row.shape, generator=generator(seed, i, device=device), device=device, out=row)
+    return rows if len(distinct) == len(ids) else rows[[distinct.index(i) for i in ids]]
+
+
+def _cut(space: ParamSpace, rows: torch.Tensor, rank: int) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """``{j: (A^T, B^T)}`` of every matrix: views ``(N, r, m)`` and ``(N, r, n)`` of ``rows`` (``(N, total)``),
+    cut in the space's order, ``A^T`` then ``B^T`` per matrix (copied only to another dtype or device)."""
+    matrices, sizes = _layout(space, rank)
+    params, out, start = space.params(), {}, 0
+    for k, j in enumerate(matrices):
+        p, cut = params[j], []
+        for size, side in zip(sizes[2 * k: 2 * k + 2], p.shape, strict=True):
+            cut.append(rows[:, start:start + size].view(-1, rank, side).to(p.device, p.dtype))
+            start += size
+        out[j] = cut[0], cut[1]
+    return out
+
+
 def factors(space: ParamSpace, seed: int, i: int, rank: int) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """``{j: (A, B)}`` of perturbation ``i`` for every matrix ``j`` of ``space`` (stored shape ``(m, n)``):
     ``(m, r)`` and ``(n, r)`` standard normals, in the parameter's dtype and on its device.
 
     All of them come from ONE draw of ``sum_j r (m_j + n_j)`` normals from the generator ``(seed, i)``
-    (on the first matrix's device), cut in the space's order, ``A`` then ``B`` per matrix: disjoint
-    pieces of one stream, so matrices and candidates get independent factors, and a candidate costs
-    one generator and one ``randn`` call however many matrices the model has.
+    (on the first matrix's device), cut in the space's order, ``A^T`` (``r x m``, row-major) then
+    ``B^T`` per matrix: disjoint pieces of one stream, so matrices and candidates get independent
+    factors, and a candidate costs one generator and one ``randn`` call however many matrices the
+    model has.
     """
-    if rank < 1:
-        raise ValueError(f"rank must be >= 1, got {rank}")
-    params = space.params()
-    matrices = [j for j, p in enumerate(params) if p.ndim == 2]
-    if not matrices:
-        return {}
-    device = params[matrices[0]].device
-    sizes = [n * rank for j in matrices for n in params[j].shape]
-    pieces = torch.randn(sum(sizes), generator=generator(seed, i, device=device), device=device).split(sizes)
-    out = {}
-    for k, j in enumerate(matrices):
-        p = params[j]
-        a, b = pieces[2 * k].view(p.shape[0], rank), pieces[2 * k + 1].view(p.shape[1], rank)
-        out[j] = a.to(p.device, p.dtype), b.to(p.device, p.dtype)
-    return out
+    return {j: (a[0].T, b[0].T) for j, (a, b) in _cut(space, _draws(space, seed, [i], rank), rank).items()}
 
 
 def perturbation(space: ParamSpace, seed: int, i: int, sigma: float, rank: int) -> torch.Tensor:
@@ -227,23 +249,18 @@ def _accumulate(out: torch.Tensor, low: torch.Tensor, left_t: torch.Tensor) -> N
 class _Hooks:
     """Forward hooks adding the low-rank terms of a population of ``(i, sign)`` pairs.
 
-    Holds, for every matrix, the stacked and transposed factors ``(s A)^T`` ``(N, r, m)`` (each
-    candidate's ``A`` already multiplied by its scale ``s = sign sigma / sqrt(r)``) and ``B^T``
-    ``(N, r, n)``, contiguous; :meth:`install` puts the hooks on for a pass over ``total = N B``
-    rows, :meth:`remove` takes them off.
+    Holds, for every matrix, the factors ``A^T`` ``(N, r, m)`` and ``B^T`` ``(N, r, n)`` of the
+    population (views of one ``(N, total)`` draw, no copy) and the per-candidate scales ``s = sign
+    sigma / sqrt(r)``; :meth:`install` puts the hooks on for a pass over ``total = N B`` rows,
+    :meth:`remove` takes them off.
     """
 
     def __init__(self, space: ParamSpace, seed: int, pairs: Sequence[tuple[int, int]], sigma: float,
                  rank: int):
         self.uses = matrix_uses(space)
-        ids = [i for i, _ in pairs]
-        drawn = {i: factors(space, seed, i, rank) for i in dict.fromkeys(ids)}
         self.n, self.total = len(pairs), 0
-        scale = torch.tensor([s * sigma / math.sqrt(rank) for _, s in pairs]).view(-1, 1, 1)  # (N, 1, 1)
-        self.factors = {}
-        for j in self.uses:
-            a_t = torch.stack([drawn[i][j][0].T for i in ids])
-            self.factors[j] = a_t.mul_(scale.to(a_t.device, a_t.dtype)), torch.stack([drawn[i][j][1].T for i in ids])
+        self.factors = _cut(space, _draws(space, seed, [i for i, _ in pairs], rank), rank)
+        self.scale = torch.tensor([s * sigma / math.sqrt(rank) for _, s in pairs]).view(-1, 1, 1)  # (N, 1, 1)
         self.handles: list[torch.utils.hooks.RemovableHandle] = []
 
     def install(self, total: int) -> None:
@@ -257,8 +274,8 @@ class _Hooks:
         self.handles = []
 
     def _hook(self, j: int, kind: str) -> Callable:
-        a_t, b_t = self.factors[j]  # (s A)^T (N, r, m), B^T (N, r, n)
-        n = self.n
+        a_t, b_t = self.factors[j]  # A^T (N, r, m), B^T (N, r, n)
+        n, scale = self.n, self.scale.to(a_t.device, a_t.dtype)
 
         def hook(module, inputs, output):
             x = inputs[0]
@@ -268,7 +285,7 @@ class _Hooks:
                     raise RuntimeError(f"an embedding got ids of shape {tuple(x.shape)} in a pass over "
                                        f"{self.total} rows")
                 ids = x.reshape(1, -1).expand(n, -1) if shared else x.reshape(n, -1)  # (N, K)
-                low = a_t.gather(2, ids.unsqueeze(1).expand(-1, a_t.shape[1], -1)).transpose(1, 2)  # (N, K, r)
+                low = a_t.gather(2, ids.unsqueeze(1).expand(-1, a_t.shape[1], -1)).transpose(1, 2) * scale  # (N, K, r)
                 left_t = b_t
                 if shared:
                     delta = torch.zeros(n, ids.shape[1], b_t.shape[2], dtype=output.dtype, device=output.device)
@@ -276,7 +293,7 @@ class _Hooks:
                     return output + delta.view(n, *output.shape[1:]).repeat_interleave(self.total // n, dim=0)
             else:
                 right_t, left_t = (b_t, a_t) if kind == "linear" else (a_t, b_t)
-                low = _low(x.reshape(n, -1, x.shape[-1]), right_t)                     # (N, K, r)
+                low = _low(x.reshape(n, -1, x.shape[-1]), right_t) * scale             # (N, K, r)
             out = output if output.is_contiguous() else output.contiguous()
             # the module's fresh output, (N, K, out): accumulate the low-rank term into it in place
             _accumulate(out.view(n, -1, out.shape[-1]), low, left_t)
