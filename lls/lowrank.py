@@ -294,8 +294,7 @@ class _Hooks:
             else:
                 right_t, left_t = (b_t, a_t) if kind == "linear" else (a_t, b_t)
                 low = _low(x.reshape(n, -1, x.shape[-1]), right_t) * scale             # (N, K, r)
-            out = output if output.is_contiguous() else output.contiguous()
-            # the module's fresh output, (N, K, out): accumulate the low-rank term into it in place
+            out = output if output.is_contiguous() else output.contiguous()  # fresh (N K, out): add in place
             _accumulate(out.view(n, -1, out.shape[-1]), low, left_t)
             return out
 
