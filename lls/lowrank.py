@@ -105,7 +105,10 @@ def _draws(space: ParamSpace, seed: int, ids: Sequence[int], rank: int) -> torch
     rows = torch.empty(len(distinct), sum(sizes), device=device)
     for row, i in zip(rows, distinct, strict=True):
         torch.randn(row.shape, generator=generator(seed, i, device=device), device=device, out=row)
-    return rows if len(distinct) == len(ids) else rows[[distinct.index(i) for i in ids]]
+    if len(distinct) == len(ids):
+        return rows
+    where = {i: k for k, i in enumerate(distinct)}
+    return rows[[where[i] for i in ids]]
 
 
 def _cut(space: ParamSpace, rows: torch.Tensor, rank: int) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:

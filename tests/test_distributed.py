@@ -37,9 +37,8 @@ def build_per_process():
 
 @pytest.fixture(scope="module")
 def local_ray(request):
-    """A local Ray with 2 CPUs for this module, shut down after it: a Ray left running while the
-    live-notebook tests start Jupyter kernels over TCP coincided with a kernel that never received
-    its first cell (twice in fresh-clone runs), so no Ray outlives the module that needs it."""
+    """A local Ray with 2 CPUs for this module, shut down after it (no Ray outlives the module that
+    needs it)."""
     import ray
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from lls.chapters import steering as ch
+from lls.chapters.steering.auc import validation_auroc
 from lls.errors import ConfigError
 from lls.textdata import Statement
 
@@ -172,6 +173,8 @@ def test_auroc_interval_and_gate():
     summary = ch.Summary([], [], {"m": ch.tuning_row(tuned)}, {}, "m")
     assert "not wholly above `tuning_gate` = 0.5" in ch.gate_sentence(summary, 0.5)
     assert "stops here" in ch.gate_sentence(summary, 0.5) and "gate is off" in ch.gate_sentence(summary, 0.0)
+    shown = ch.summarize(ch.protocol.Results({}, {}, {"m": tuned}, {}), 3).tunings["m"].auroc["after validation"]
+    assert shown == validation_auroc(tuned, 3) != validation_auroc(tuned, 0)  # the book shows what the gate read
     tuned.after = labels + rng.normal(0, 0.5, 100)
     summary = ch.Summary([], [], {"m": ch.tuning_row(tuned)}, {}, "m")
     assert "wholly above `tuning_gate` = 0.5" in ch.gate_sentence(summary, 0.5) and "is used" in ch.gate_sentence(summary, 0.5)

@@ -198,10 +198,12 @@ class Summary:
         return {"c8_rows": c8, "c9_rows": c9}
 
 
-def summarize(results: Results) -> Summary:
-    """The chapter's :class:`Summary` (claims count for the first model)."""
+def summarize(results: Results, seed: int = 0) -> Summary:
+    """The chapter's :class:`Summary` (claims count for the first model); ``seed`` the run's, so that
+    the tuning's AUROC intervals are the bootstrap the gate decided on
+    (:func:`lls.chapters.steering.auc.tuning_gate`)."""
     c8 = [row for key, found in results.found.items() for row in c8_rows(found, results.grids[key].read_layer)]
     c9 = [c9_row(grid, target) for grid in results.grids.values() for target in grid.targets]
     models = [key[0] for key in (*results.found, *results.skipped)]
-    return Summary(c8, c9, {m: tuning_row(t) for m, t in results.tunings.items()}, dict(results.skipped),
+    return Summary(c8, c9, {m: tuning_row(t, seed) for m, t in results.tunings.items()}, dict(results.skipped),
                    models[0] if models else "")

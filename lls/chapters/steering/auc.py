@@ -32,13 +32,25 @@ def auroc_interval(scores: np.ndarray, labels: np.ndarray, seed: int, resamples:
                     f"95% percentile bootstrap over {len(scores)} statements (one tuned model); sd = bootstrap SE")
 
 
+def clears_gate(found: Interval, gate: float) -> bool:
+    """Whether a tuned model's validation AUROC interval lets chapter 5 use it: wholly above
+    ``gate`` (0 turns the gate off)."""
+    return gate == 0.0 or (found.known and found.low > gate)
+
+
+def validation_auroc(tuning, seed: int) -> Interval:
+    """The tuned model's AUROC interval (:func:`auroc_interval`, bootstrap stream of ``seed``) on the
+    *validation* truth statements: what the gate reads."""
+    keep = np.array([s == "validation" for s in tuning.split])
+    return auroc_interval(tuning.after[keep], tuning.labels[keep], seed)
+
+
 def tuning_gate(tuning, seed: int, gate: float = 0.5) -> str:
     """'' when the tuned model's AUROC on the *validation* truth statements has its interval
     wholly above ``gate`` (0.5: chance; 0 turns the gate off); otherwise the sentence saying why the
     tuned variant is not used."""
-    keep = np.array([s == "validation" for s in tuning.split])
-    found = auroc_interval(tuning.after[keep], tuning.labels[keep], seed)
-    if gate == 0.0 or (found.known and found.low > gate):
+    found = validation_auroc(tuning, seed)
+    if clears_gate(found, gate):
         return ""
     return (f"the format-tuned {tuning.model} is not clear of {gate:g} on the {found.n} held-out validation statements "
             f"(AUROC {found.mean:.2f}, 95 % interval {found.low:.2f} to {found.high:.2f}): the tuned variant stops here")

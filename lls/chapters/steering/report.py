@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lls.chapters.steering.analysis import Summary
+from lls.chapters.steering.auc import clears_gate
 from lls.chapters.steering.claims import c8_claim, c9_claim
 from lls.tables import markdown_table
 
@@ -58,7 +59,7 @@ def gate_sentence(summary: Summary, gate: float) -> str:
     out = []
     for m, t in summary.tunings.items():
         a = t.auroc["after validation"]
-        passed = gate == 0.0 or a.low > gate
+        passed = clears_gate(a, gate)
         verdict = ("the gate is off on this preset" if gate == 0.0 else
                    f"{'wholly above' if passed else 'not wholly above'} `tuning_gate` = {gate:g}")
         out.append(f"**Tuning gate** ({m}): AUROC {a.mean:.2f}, 95 % interval [{a.low:.2f}, {a.high:.2f}] on the "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 import random
 from importlib import resources
 
@@ -62,7 +63,7 @@ def tuning_statements(seed: int) -> list[textdata.Statement]:
     """The tuning set: :func:`relation_statements` and as many word-task statements
     (:func:`word_statements`, the same number of items from each of :data:`TUNING_TASKS`)."""
     facts = relation_statements(seed)
-    return facts + word_statements(-(-len(facts) // (2 * len(TUNING_TASKS))), seed)
+    return facts + word_statements(math.ceil(len(facts) / (2 * len(TUNING_TASKS))), seed)
 
 
 def word_statements(n_per_task: int, seed: int) -> list[textdata.Statement]:
